@@ -1,0 +1,313 @@
+"""Command line: run | show | report | resume | rerun. User errors: one `error:` line, exit 2.
+
+Heavy libraries (torch, Ray, matplotlib) are imported inside the commands that need them, so
+`--help` and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hypertune.errors import HypertuneError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hypertune.search import Progress
+
+DEFAULT_CONFIG = Path("configs/default.toml")
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hypertune",
+        description="Hyperparameter studies of PyTorch models with Ray Tune, and heatmaps of "
+        "how two hyperparameters interact. Without a command: run configs/default.toml.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a study from a TOML file")
+    run.add_argument("config", type=Path, help="study file, e.g. configs/default.toml")
+    run.add_argument("--name", help="study name (runs/NAME/); default: the file's [study] name")
+    run.add_argument("--search", help="grid | random | bayes | hyperopt")
+    run.add_argument("--samples", type=int, help="trials for random/bayes/hyperopt")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="add or replace a searched parameter, e.g. lr=1e-5:l5:0.1 or act=relu,gelu",
+    )
+    run.add_argument("--metric", help="objective NAME:min|max|last, e.g. valid_loss:min")
+    run.add_argument("--epochs", type=int, help="training epochs of every trial")
+    run.add_argument("--seeds", type=int, help="repeat each configuration with seeds 0..S-1")
+    run.add_argument("--cpus-per-trial", type=float)
+    run.add_argument("--gpus-per-trial", type=float, help="fractions pack trials on a GPU")
+    run.add_argument("--smoke", action="store_true", help="at most 2 trials of 1 epoch")
+    _add_cluster(run)
+    _add_storage(run)
+    _add_reports(run)
+
+    show = commands.add_parser("show", help="table of a study's trials, best first")
+    show.add_argument("name")
+    show.add_argument("--sort", help="column to sort by (default: the study's metric)")
+    show.add_argument("--top", type=int, help="only the first N rows")
+    show.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    _add_storage(show)
+
+    report = commands.add_parser("report", help="heatmaps of a study")
+    report.add_argument("name")
+    report.add_argument("--x", help="parameter on the horizontal axis")
+    report.add_argument("--y", help="parameter on the vertical axis")
+    report.add_argument("--metric", help="column to colour by (default: the study's)")
+    report.add_argument("--agg", choices=("mean", "median", "min", "max"))
+    report.add_argument(
+        "--full-budget", action="store_true", help="keep only trials with the full budget"
+    )
+    _add_storage(report)
+    _add_reports(report)
+
+    resume = commands.add_parser("resume", help="finish a study whose run stopped")
+    resume.add_argument("name")
+    _add_cluster(resume)
+    _add_storage(resume)
+    _add_reports(resume)
+
+    rerun = commands.add_parser("rerun", help="retrain one trial from its record")
+    rerun.add_argument("name")
+    rerun.add_argument("trial_id")
+    _add_storage(rerun)
+    return parser
+
+
+def _add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", default="runs", help="folder of studies (default: runs)")
+
+
+def _add_reports(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="reports", help="folder of reports (default: reports)")
+
+
+def _add_cluster(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or local)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command is None:
+        args = build_parser().parse_args(["run", str(DEFAULT_CONFIG)])
+    handlers = {
+        "run": cmd_run,
+        "show": cmd_show,
+        "report": cmd_report,
+        "resume": cmd_resume,
+        "rerun": cmd_rerun,
+    }
+    try:
+        return handlers[args.command](args)
+    except HypertuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        name = getattr(args, "name", None) or "NAME"
+        print(
+            f"\ninterrupted; finished trials are kept. Continue with: resume {name}",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hypertune.config import load_config
+
+    overrides = {
+        "name": args.name,
+        "search": args.search,
+        "samples": args.samples,
+        "metric": args.metric,
+        "epochs": args.epochs,
+        "seeds": args.seeds,
+        "cpus_per_trial": args.cpus_per_trial,
+        "gpus_per_trial": args.gpus_per_trial,
+        "params": args.param,
+        "smoke": args.smoke,
+    }
+    config = load_config(args.config, overrides)
+    args.name = config.name
+
+    from hypertune.search import planned_trials, run_study
+
+    print(
+        f"study {config.name}: {planned_trials(config)} trials, {config.search} search over "
+        f"{', '.join(config.space) or 'no parameters'}, {config.epochs} epochs, "
+        f"metric {config.metric}",
+        file=sys.stderr,
+    )
+    line = ProgressLine(config.metric.tune_metric)
+    path = run_study(config, args.storage, args.address, progress=line)
+    line.close()
+    return _finish(path, args)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from hypertune.search import resume_study
+    from hypertune.store import read_study
+
+    meta = read_study(args.storage, args.name)
+    line = ProgressLine(meta["metric"] + ("" if meta["mode"] == "last" else "_best"))
+    path = resume_study(args.storage, args.name, args.address, progress=line)
+    line.close()
+    return _finish(path, args)
+
+
+def _finish(path: Path, args: argparse.Namespace) -> int:
+    """After a run: the best trial, the files, and the heatmaps."""
+    from hypertune.store import read_results, read_study
+
+    meta = read_study(args.storage, path.name)
+    results = read_results(args.storage, path.name)
+    counts = results["status"].value_counts().to_dict() if len(results) else {}
+    print(f"{len(results)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    print(f"results: {path / 'results.csv'}")
+    written = _write_report(meta, results, args, x=None, y=None, metric=None, agg=None)
+    for item in written:
+        print(f"heatmap: {item}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from hypertune.store import read_results, read_study
+
+    meta = read_study(args.storage, args.name)
+    results = read_results(args.storage, args.name)
+    table = sort_results(results, meta, args.sort)
+    if args.top is not None:
+        table = table.head(args.top)
+    if args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(table.to_json(orient="records", indent=2))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
+def sort_results(results: pd.DataFrame, meta: dict[str, Any], column: str | None) -> pd.DataFrame:
+    """Finished trials best first by `column` (default: the objective); others after them."""
+    import pandas as pd
+
+    from hypertune.config import METRICS
+    from hypertune.errors import ReportError
+
+    objective = meta["metric"] if meta["mode"] == "last" else f"{meta['metric']}_best"
+    column = column or objective
+    if column not in results.columns:
+        raise ReportError(
+            f"--sort: unknown column '{column}'; available: {', '.join(results.columns)}"
+        )
+    base = column.removesuffix("_best")
+    ascending = (
+        METRICS.get(base, "min") == "min" if column != objective else meta["direction"] == "min"
+    )
+    ok = results["status"] == "TERMINATED"
+    ordered = results[ok].sort_values(
+        column, ascending=ascending, na_position="last", kind="stable"
+    )
+    return pd.concat([ordered, results[~ok]]) if (~ok).any() else ordered
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hypertune.store import read_results, read_study
+
+    meta = read_study(args.storage, args.name)
+    results = read_results(args.storage, args.name)
+    if (args.x is None) != (args.y is None):
+        from hypertune.errors import ReportError
+
+        raise ReportError("--x and --y go together; give both, or neither for every pair")
+    written = _write_report(meta, results, args, args.x, args.y, args.metric, args.agg)
+    for item in written:
+        print(item)
+    return 0
+
+
+def _write_report(
+    meta: dict[str, Any],
+    results: pd.DataFrame,
+    args: argparse.Namespace,
+    x: str | None,
+    y: str | None,
+    metric: str | None,
+    agg: str | None,
+) -> list[Path]:
+    import itertools
+
+    from hypertune.config import METRICS
+    from hypertune.report import heatmap_info, heatmap_path, write_heatmap
+
+    settings = meta["config"].get("report", {})
+    objective = meta["metric"] if meta["mode"] == "last" else f"{meta['metric']}_best"
+    metric = metric or settings.get("metric") or objective
+    agg = agg or settings.get("agg", "mean")
+    params = list(meta["params"])
+    pairs = [(x, y)] if x and y else list(itertools.combinations(params, 2))
+    direction = (
+        meta["direction"]
+        if metric == objective
+        else METRICS.get(metric.removesuffix("_best"), "min")
+    )
+    folder = Path(args.out) / meta["name"]
+    written = []
+    for px, py in pairs:
+        info = heatmap_info(results, px, py, metric, agg, getattr(args, "full_budget", False))
+        written.append(write_heatmap(info, heatmap_path(folder, px, py), direction))
+    return written
+
+
+class ProgressLine:
+    """One live status line on stderr instead of Ray's scrolling tables."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.live = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, state: Progress) -> None:
+        minutes, seconds = divmod(int(state.elapsed), 60)
+        best = f"{state.best:.4g}" if state.best is not None else "-"
+        text = (
+            f"trials {state.done}/{state.total} done, {state.running} running, "
+            f"{state.failed} failed | best {self.metric} {best} | {minutes}:{seconds:02d}"
+        )
+        if text == self.last:
+            return
+        self.last = text
+        if self.live:
+            print(f"\r{text}\x1b[K", end="", file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.live and self.last:
+            print(file=sys.stderr)
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from hypertune.search import rerun_trial
+    from hypertune.store import read_study
+
+    meta = read_study(args.storage, args.name)
+    metrics, row = rerun_trial(args.storage, args.name, args.trial_id)
+    names = [meta["metric"], f"{meta['metric']}_best", "accuracy", "valid_loss"]
+    print(f"trial {args.trial_id} of {args.name} (seed {row.get('seed', 0)}):")
+    print(f"{'metric':<18}{'recorded':>12}{'rerun':>12}")
+    for name in dict.fromkeys(names):
+        if name in metrics:
+            print(f"{name:<18}{float(row.get(name, float('nan'))):>12.6g}{metrics[name]:>12.6g}")
+    return 0

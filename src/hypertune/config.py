@@ -1,0 +1,287 @@
+"""Study configuration: load a TOML study file, apply CLI overrides, validate everything.
+
+The whole configuration is checked here before anything runs, so a typo costs a second, not a
+study. A validated :class:`StudyConfig` can be turned back into a plain dict (`to_dict`) that
+`from_dict` rebuilds exactly; study.json stores that dict so `resume` and `rerun` need nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hypertune.errors import ConfigError
+from hypertune.space import SEARCHES, ParamSpec, from_toml, parse_assignment
+
+# Metrics every trainer reports each epoch, with the direction in which they improve.
+METRICS = {"train_loss": "min", "valid_loss": "min", "accuracy": "max"}
+MODES = ("min", "max", "last")
+TRAINERS = ("hypertune", "mltrainer")
+AGGREGATES = ("mean", "median", "min", "max")
+# Schedulers that stop trials early give them unequal budgets, which cannot share a heatmap.
+REFUSED_SCHEDULERS = ("hyperband", "asha", "median", "median_stopping", "pbt", "bohb")
+
+_TABLES = {
+    "study": {
+        "name",
+        "data",
+        "epochs",
+        "metric",
+        "search",
+        "samples",
+        "seeds",
+        "trainer",
+        "scheduler",
+    },
+    "model": None,  # any scalar; the model factory and trainer check the names
+    "space": None,  # any parameter name; each value is a spec
+    "data": None,  # options passed to load_dataset
+    "resources": {"cpus_per_trial", "gpus_per_trial", "max_concurrent"},
+    "report": {"metric", "x", "y", "agg"},
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The objective: a reported metric and how it accumulates over epochs."""
+
+    name: str  # a key of METRICS
+    mode: str  # min | max: best value reached; last: value after the last epoch
+
+    @property
+    def direction(self) -> str:
+        """min or max: which way is better."""
+        return self.mode if self.mode != "last" else METRICS[self.name]
+
+    @property
+    def tune_metric(self) -> str:
+        """The column Ray Tune optimises: the running best, or the last value."""
+        return self.name if self.mode == "last" else f"{self.name}_best"
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.mode}"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study: what to train, on what, searched how."""
+
+    name: str  # runs/<name>/ and reports/<name>/
+    data: str  # dataset name for hypertune.data.load_dataset
+    epochs: int  # the same training budget for every trial
+    metric: Metric  # the objective
+    search: str  # grid | random | bayes | hyperopt
+    samples: int  # trials for random/bayes/hyperopt; repeats of the grid for grid
+    seeds: int  # each configuration runs with seeds 0..seeds-1
+    trainer: str  # hypertune (own loop) | mltrainer
+    model: dict[str, Any]  # fixed hyperparameters (architecture, lr, ...)
+    space: dict[str, ParamSpec]  # searched hyperparameters
+    data_options: dict[str, Any] = field(default_factory=dict)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int = 0  # 0: as many as the resources allow
+    report: dict[str, Any] = field(default_factory=dict)  # default report metric/x/y/agg
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Fixed model values with searched values left out (the trial fills them in)."""
+        return {k: v for k, v in self.model.items() if k not in self.space}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, TOML-shaped dict that `from_dict` turns back into this config."""
+        study = {
+            "name": self.name,
+            "data": self.data,
+            "epochs": self.epochs,
+            "metric": str(self.metric),
+            "search": self.search,
+            "samples": self.samples,
+            "seeds": self.seeds,
+            "trainer": self.trainer,
+        }
+        resources = {
+            "cpus_per_trial": self.cpus_per_trial,
+            "gpus_per_trial": self.gpus_per_trial,
+            "max_concurrent": self.max_concurrent,
+        }
+        return {
+            "study": study,
+            "model": dict(self.model),
+            "space": {name: copy.deepcopy(spec.source) for name, spec in self.space.items()},
+            "data": dict(self.data_options),
+            "resources": resources,
+            "report": dict(self.report),
+        }
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:
+    """Read a study file, apply CLI overrides and validate the result.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or any value is invalid.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such study file")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    raw.setdefault("study", {}).setdefault("name", path.stem)
+    return from_dict(apply_overrides(raw, overrides or {}))
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of `raw` with CLI flags applied (None means: not given).
+
+    Keys: name, search, samples, metric, epochs, seeds, cpus_per_trial, gpus_per_trial,
+    params (a list of NAME=SPEC strings), smoke (bool).
+    """
+    out = copy.deepcopy(dict(raw))
+    study = out.setdefault("study", {})
+    for key in ("name", "search", "samples", "metric", "epochs", "seeds"):
+        if overrides.get(key) is not None:
+            study[key] = overrides[key]
+    resources = out.setdefault("resources", {})
+    for key in ("cpus_per_trial", "gpus_per_trial"):
+        if overrides.get(key) is not None:
+            resources[key] = overrides[key]
+    space = out.setdefault("space", {})
+    for assignment in overrides.get("params") or ():
+        spec = parse_assignment(assignment)
+        space[spec.name] = spec.source
+    if overrides.get("smoke"):
+        _shrink_to_smoke(out)
+    return out
+
+
+def _shrink_to_smoke(raw: dict[str, Any]) -> None:
+    """At most 2 trials of 1 epoch: the whole path, checked quickly."""
+    study = raw["study"]
+    study["epochs"] = 1
+    study["seeds"] = 1
+    study["samples"] = min(int(study.get("samples", 1) or 1), 2)
+    if study.get("search", "grid") != "grid":
+        return
+    study["samples"] = 1
+    kept = 2  # grid points left for the first parameter; the others keep one
+    for name, source in list(raw.get("space", {}).items()):
+        values = from_toml(name, source).grid_values()
+        raw["space"][name] = values[:kept]
+        kept = 1
+
+
+def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
+    """Validate a TOML-shaped dict into a :class:`StudyConfig`."""
+    _check_tables(raw)
+    study = raw.get("study", {})
+    name = _text(study, "study.name", study.get("name", "study"))
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"study.name: '{name}' may hold letters, digits, '-', '_' and '.' only")
+    scheduler = study.get("scheduler", "fifo")
+    if str(scheduler).lower() != "fifo":
+        raise ConfigError(
+            f"study.scheduler: '{scheduler}' is refused; only FIFO runs here, because early "
+            "stopping gives trials unequal budgets and those cannot share a heatmap"
+        )
+    search = str(study.get("search", "grid")).lower()
+    if search in REFUSED_SCHEDULERS:
+        raise ConfigError(
+            f"study.search: '{search}' stops trials early; unequal budgets cannot share a "
+            f"heatmap. Choose one of {', '.join(SEARCHES)}"
+        )
+    if search not in SEARCHES:
+        raise ConfigError(
+            f"study.search: '{search}' is unknown; choose one of {', '.join(SEARCHES)}"
+        )
+    model = raw.get("model", {})
+    for key, value in model.items():
+        if not isinstance(value, bool | int | float | str):
+            raise ConfigError(f"model.{key}: expected a number, string or boolean, got {value!r}")
+    space = {name: from_toml(name, spec) for name, spec in raw.get("space", {}).items()}
+    resources = raw.get("resources", {})
+    return StudyConfig(
+        name=name,
+        data=_text(study, "study.data", study.get("data", "digits-seq")),
+        epochs=_positive_int(study, "study.epochs", 10),
+        metric=parse_metric(str(study.get("metric", "valid_loss:min"))),
+        search=search,
+        samples=_positive_int(study, "study.samples", 1),
+        seeds=_positive_int(study, "study.seeds", 1),
+        trainer=_choice(study, "study.trainer", "hypertune", TRAINERS),
+        model=dict(model),
+        space=space,
+        data_options=dict(raw.get("data", {})),
+        cpus_per_trial=_resource(resources, "cpus_per_trial", 1.0, minimum=0.0),
+        gpus_per_trial=_resource(resources, "gpus_per_trial", 0.0, minimum=0.0),
+        max_concurrent=int(_resource(resources, "max_concurrent", 0, minimum=0)),
+        report=_report_settings(raw.get("report", {})),
+    )
+
+
+def parse_metric(text: str) -> Metric:
+    """Parse `NAME:min|max|last` (the mode defaults to the metric's natural direction)."""
+    name, _, mode = text.partition(":")
+    name = name.strip()
+    if name not in METRICS:
+        raise ConfigError(f"metric: '{name}' is not reported; choose one of {', '.join(METRICS)}")
+    mode = mode.strip() or METRICS[name]
+    if mode not in MODES:
+        raise ConfigError(f"metric: mode '{mode}' is unknown; use {name}:min, :max or :last")
+    return Metric(name, mode)
+
+
+def _check_tables(raw: Mapping[str, Any]) -> None:
+    for table, value in raw.items():
+        if table not in _TABLES:
+            raise ConfigError(f"[{table}]: unknown table; known: {', '.join(_TABLES)}")
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{table}: expected a table")
+        allowed = _TABLES[table]
+        if allowed is None:
+            continue
+        for key in value:
+            if key not in allowed:
+                raise ConfigError(
+                    f"{table}.{key}: unknown key; known: {', '.join(sorted(allowed))}"
+                )
+
+
+def _report_settings(table: Mapping[str, Any]) -> dict[str, Any]:
+    settings = dict(table)
+    if "agg" in settings:
+        _choice(settings, "report.agg", "mean", AGGREGATES)
+    for key in ("metric", "x", "y"):
+        if key in settings:
+            _text(settings, f"report.{key}", settings[key])
+    return settings
+
+
+def _text(table: Mapping[str, Any], where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _positive_int(table: Mapping[str, Any], where: str, default: int) -> int:
+    value = table.get(where.split(".")[-1], default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a whole number >= 1, got {value!r}")
+    return value
+
+
+def _choice(table: Mapping[str, Any], where: str, default: str, choices: Sequence[str]) -> str:
+    value = table.get(where.split(".")[-1], default)
+    if value not in choices:
+        raise ConfigError(f"{where}: '{value}' is unknown; choose one of {', '.join(choices)}")
+    return str(value)
+
+
+def _resource(table: Mapping[str, Any], key: str, default: float, minimum: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ConfigError(f"resources.{key}: expected a number >= {minimum:g}, got {value!r}")
+    return float(value)

@@ -1,0 +1,66 @@
+"""Shared fixtures: one Ray instance for the in-process studies, small study files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "0")
+
+
+TINY_STUDY = """
+[study]
+name = "tiny"
+data = "digits-seq"
+epochs = 1
+metric = "valid_loss:min"
+search = "grid"
+
+[model]
+architecture = "gru"
+lr = 0.01
+batch_size = 128
+
+[space]
+num_layers = [1, 2]
+hidden_size = [4, 8]
+"""
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray for every in-process study of the session (starting Ray costs seconds)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def tiny_study(tmp_path: Path) -> Path:
+    """A 4-trial, 1-epoch GRU grid study file."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_STUDY)
+    return path
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `python hypertuner.py ARGS` in `cwd` as a user would."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "hypertuner.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )

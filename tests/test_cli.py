@@ -1,0 +1,65 @@
+"""The command line as a user runs it: a real 2-trial study, show, report, and error paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from conftest import run_cli
+
+
+def test_smoke_study_end_to_end(tiny_study: Path, tmp_path: Path) -> None:
+    done = run_cli("run", str(tiny_study), "--smoke", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    results = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
+    assert len(results) == 2
+    assert set(results["status"]) == {"TERMINATED"}
+    assert list(results.columns[:4]) == ["trial_id", "status", "num_layers", "hidden_size"]
+    assert not any(c.startswith("config/") for c in results.columns)
+    assert (results["epochs"] == 1).all()
+    meta = json.loads((tmp_path / "runs" / "tiny" / "study.json").read_text())
+    assert meta["status"] == "finished"
+    assert meta["data"]["fingerprint"]
+    assert meta["versions"]["torch"].startswith("2.13")
+    assert (tmp_path / "reports" / "tiny" / "heatmap_num_layers__hidden_size.png").stat().st_size
+
+    show = run_cli("show", "tiny", cwd=tmp_path)
+    assert show.returncode == 0, show.stderr
+    lines = show.stdout.strip().splitlines()
+    assert lines[0].split()[:4] == ["trial_id", "status", "num_layers", "hidden_size"]
+    losses = [float(line.split()[lines[0].split().index("valid_loss_best")]) for line in lines[1:]]
+    assert losses == sorted(losses)
+
+    again = run_cli("run", str(tiny_study), "--smoke", cwd=tmp_path)
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines()[-1].startswith("error: study 'tiny' already exists")
+
+
+def test_missing_config_is_one_error_line(tmp_path: Path) -> None:
+    done = run_cli("run", "configs/missing.toml", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: configs/missing.toml: no such study file"
+
+
+def test_unknown_key_is_one_error_line(tiny_study: Path, tmp_path: Path) -> None:
+    tiny_study.write_text(tiny_study.read_text().replace("epochs = 1", "epochs = 1\nepoch = 2"))
+    done = run_cli("run", str(tiny_study), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: study.epoch: unknown key")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_study_and_bad_param(tiny_study: Path, tmp_path: Path) -> None:
+    done = run_cli("show", "nosuch", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: study 'nosuch' not found")
+    bad = run_cli("run", str(tiny_study), "--param", "lr=1:l:3", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: 'lr=1:l:3'")
+    model = run_cli("run", str(tiny_study), "--param", "hidden_sise=2,4", cwd=tmp_path)
+    assert model.returncode == 2
+    assert "model.hidden_sise: unknown key for architecture 'gru'" in model.stderr

@@ -1,0 +1,103 @@
+"""The heatmap pivot, asserted as exact frames on small hand-built results."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+from hypertune.errors import ReportError
+from hypertune.report import heatmap_frame, heatmap_info, plot_heatmap
+
+
+def results(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["trial_id", "status", "a", "b", "loss", "epochs"])
+
+
+def expected(values: list[list[float]], index: list, columns: list) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        values, index=pd.Index(index, name="b"), columns=pd.Index(columns, name="a")
+    )
+    return frame.astype(float)
+
+
+def test_pivot_sorts_axes_and_leaves_missing_cells_empty() -> None:
+    frame = results(
+        [
+            ("t1", "TERMINATED", 2, 20, 0.5, 3),
+            ("t2", "TERMINATED", 1, 20, 0.25, 3),
+            ("t3", "TERMINATED", 1, 10, 0.75, 3),
+        ]
+    )
+    got = heatmap_frame(frame, "a", "b", "loss")
+    assert_frame_equal(got, expected([[0.75, np.nan], [0.25, 0.5]], [10, 20], [1, 2]))
+
+
+def test_repeats_are_aggregated_as_asked() -> None:
+    frame = results(
+        [
+            ("t1", "TERMINATED", 1, 10, 1.0, 2),
+            ("t2", "TERMINATED", 1, 10, 3.0, 2),
+            ("t3", "TERMINATED", 1, 10, 8.0, 2),
+        ]
+    )
+    assert heatmap_frame(frame, "a", "b", "loss", agg="mean").iat[0, 0] == 4.0
+    assert heatmap_frame(frame, "a", "b", "loss", agg="median").iat[0, 0] == 3.0
+    assert heatmap_frame(frame, "a", "b", "loss", agg="min").iat[0, 0] == 1.0
+    info = heatmap_info(frame, "a", "b", "loss")
+    assert info.counts.iat[0, 0] == 3
+    assert info.std.iat[0, 0] == pytest.approx(np.std([1.0, 3.0, 8.0], ddof=1))
+
+
+def test_errored_and_nonfinite_trials_are_counted_not_drawn() -> None:
+    frame = results(
+        [
+            ("t1", "TERMINATED", 1, 10, 0.5, 2),
+            ("t2", "ERROR", 2, 10, np.nan, 0),
+            ("t3", "NAN", 2, 10, np.nan, 1),
+            ("t4", "TERMINATED", 2, 10, np.inf, 2),
+        ]
+    )
+    info = heatmap_info(frame, "a", "b", "loss")
+    assert_frame_equal(info.values, expected([[0.5]], [10], [1]))
+    assert info.used == 1
+    assert info.excluded == {"error": 1, "nan": 1, "non-finite": 1}
+
+
+def test_mixed_budgets_are_refused_with_counts_or_filtered() -> None:
+    frame = results(
+        [
+            ("t1", "TERMINATED", 1, 10, 0.5, 5),
+            ("t2", "TERMINATED", 2, 10, 0.4, 5),
+            ("t3", "TERMINATED", 2, 10, 0.9, 2),
+        ]
+    )
+    with pytest.raises(ReportError, match=r"1 trial\(s\) with 2 epochs, 2 trial\(s\) with 5"):
+        heatmap_frame(frame, "a", "b", "loss")
+    info = heatmap_info(frame, "a", "b", "loss", full_budget_only=True)
+    assert_frame_equal(info.values, expected([[0.5, 0.4]], [10], [1, 2]))
+    assert info.excluded == {"short budget": 1}
+
+
+def test_unknown_column_lists_what_exists() -> None:
+    frame = results([("t1", "TERMINATED", 1, 10, 0.5, 1)])
+    with pytest.raises(ReportError, match=r"unknown column.*zeta.*available: trial_id"):
+        heatmap_frame(frame, "zeta", "b", "loss")
+
+
+def test_plot_renders_to_png() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = results([("t1", "TERMINATED", 1, 10, 0.5, 1), ("t2", "TERMINATED", 2, 20, 0.7, 1)])
+    fig, ax = plt.subplots()
+    plot_heatmap(heatmap_info(frame, "a", "b", "loss"), ax, direction="min")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    assert buffer.getvalue().startswith(b"\x89PNG")
