@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := src tests hypertuner.py
+# This checkout's own sources first, also for Ray's worker processes (which inherit the env).
+export PYTHONPATH := $(CURDIR)/src
+export RAY_AUTH_MODE := disabled
 
 all: lint test
 
