@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SOURCES := src tests hypertuner.py
+SOURCES := src tests benchmarks hypertuner.py
 # This checkout's own sources first, also for Ray's worker processes (which inherit the env).
 export PYTHONPATH := $(CURDIR)/src
 export RAY_AUTH_MODE := disabled

@@ -1,0 +1,250 @@
+"""`make bench`: what a study costs beyond its training, measured three ways side by side.
+
+For each reference study, the same trial configurations run
+  1. floor:        trained one after another in this process, one torch thread each, no Ray;
+  2. course-style: a plain Ray Tune script with default settings (no actor reuse, data loaded
+                   inside each trial, a DataLoader, a tqdm bar per epoch);
+  3. hypertune:    `hypertune.search.run_study`.
+Ray is started once before the Ray ways (its start-up is printed separately), and each way's
+peak memory (this process plus all its children, Ray's included) is sampled while it runs.
+
+    efficiency = floor_s / (hypertune_s * concurrent_trials)
+    speedup    = course_style_s / hypertune_s
+
+The table goes to stdout and to benchmarks/results.md with the machine and the date.
+Usage: python benchmarks/bench.py [--only NAME ...] [--out benchmarks/results.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+STUDIES = {
+    "default (GRU grid)": ROOT / "configs" / "default.toml",
+    "MLP grid": ROOT / "benchmarks" / "mlp_grid.toml",
+    "CNN random": ROOT / "benchmarks" / "cnn_random.toml",
+}
+
+
+class PeakMemory:
+    """Samples the resident memory of this process and all its children in a thread."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import psutil
+
+        self.process = psutil.Process()
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        import psutil
+
+        total = 0
+        for proc in [self.process, *self.process.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+
+@contextmanager
+def timed(into: dict[str, float], key: str) -> Iterator[None]:
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        yield
+    into[key] = time.perf_counter() - start
+    into[f"{key}_rss"] = memory.peak
+
+
+def trial_configs(config: Any) -> list[dict[str, Any]]:
+    """The searched values and seed of every trial, as hypertune's grid/random search draws them."""
+    from hypertune.space import sample_configs
+
+    specs = list(config.space.values())
+    if config.search == "grid":
+        grids = [[(s.name, v) for v in s.grid_values()] for s in specs]
+        points = [dict(combo) for combo in itertools.product(*grids)] * config.samples
+    elif config.search == "random":
+        points = sample_configs(specs, config.samples, seed=0)
+    else:
+        raise SystemExit(f"bench: {config.name} uses {config.search}; use grid or random")
+    return [{**p, "seed": s} for p in points for s in range(config.seeds)]
+
+
+def run_floor(config: Any, trials: list[dict[str, Any]]) -> None:
+    """Every trial in this process, one after another, one torch thread."""
+    from hypertune.data import load_dataset
+    from hypertune.space import decode_config
+    from hypertune.train import TrainSettings, fit
+
+    data = load_dataset(config.data, **config.data_options)
+    settings = TrainSettings(epochs=config.epochs, threads=1)
+    for trial in trials:
+        values = decode_config(trial, config.space)
+        seed = int(values.pop("seed"))
+        fit({**config.hyperparameters(), **values}, data, settings, seed=seed)
+
+
+def course_trainable(config: dict[str, Any], study: Any) -> None:
+    """Written the way course scripts are: data loaded per trial, DataLoader, tqdm, defaults."""
+    import torch
+    from ray import tune
+    from torch.utils.data import DataLoader, TensorDataset
+    from tqdm import tqdm
+
+    from hypertune.data import load_dataset
+    from hypertune.models import create_model
+
+    data = load_dataset(study.data)
+    params = {**study.hyperparameters(), **{k: v for k, v in config.items() if k != "seed"}}
+    torch.manual_seed(int(config["seed"]))
+    model = create_model(params, data.input_shape, data.num_classes)
+    loader = DataLoader(
+        TensorDataset(data.x_train, data.y_train), batch_size=params["batch_size"], shuffle=True
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(params.get("lr", 1e-3)))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for _ in range(study.epochs):
+        model.train()
+        for x, y in tqdm(loader, leave=False):
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            logits = model(data.x_valid)
+            valid_loss = float(loss_fn(logits, data.y_valid))
+        tune.report({"valid_loss": valid_loss})
+
+
+def run_course_style(config: Any, trials: list[dict[str, Any]], storage: Path) -> None:
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    names = list(trials[0])
+    space = {name: tune.choice(sorted({t[name] for t in trials}, key=str)) for name in names}
+    tuner = tune.Tuner(
+        tune.with_parameters(course_trainable, study=config),
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            search_alg=BasicVariantGenerator(points_to_evaluate=[dict(t) for t in trials]),
+            num_samples=len(trials),
+        ),
+        run_config=tune.RunConfig(name="course", storage_path=str(storage), verbose=0),
+    )
+    tuner.fit()
+
+
+def run_hypertune(config: Any, storage: Path) -> None:
+    from hypertune.search import run_study
+
+    run_study(config, storage)
+
+
+def measure(name: str, path: Path, storage: Path, concurrent: int) -> dict[str, Any]:
+    from hypertune.config import load_config
+
+    config = load_config(path, {"name": f"bench-{int(time.time() * 1000)}"})
+    trials = trial_configs(config)
+    row: dict[str, Any] = {"study": name, "trials": len(trials), "epochs": config.epochs}
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("floor", lambda: run_floor(config, trials)),
+        ("course", lambda: run_course_style(config, trials, storage)),
+        ("hypertune", lambda: run_hypertune(config, storage)),
+    ]
+    for key, step in steps:
+        print(f"  {name}: {key} ...", file=sys.stderr, flush=True)
+        with timed(row, key):
+            step()
+    row["efficiency"] = row["floor"] / (row["hypertune"] * concurrent)
+    row["speedup"] = row["course"] / row["hypertune"]
+    row["vs_floor_per_slot"] = row["hypertune"] / (row["floor"] / concurrent)
+    return row
+
+
+def table(rows: list[dict[str, Any]], concurrent: int, ray_start: float) -> str:
+    lines = [
+        "| study | trials × epochs | floor s | course-style s | hypertune s | efficiency | "
+        "speedup | hypertune / (floor/slots) | peak RSS hypertune |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['study']} | {r['trials']} × {r['epochs']} | {r['floor']:.1f} | "
+            f"{r['course']:.1f} | {r['hypertune']:.1f} | {r['efficiency']:.2f} | "
+            f"{r['speedup']:.1f}× | {r['vs_floor_per_slot']:.2f} | "
+            f"{r['hypertune_rss'] / 2**30:.2f} GiB |"
+        )
+    lines.append("")
+    lines.append(
+        f"concurrent trials (slots): {concurrent}; Ray start-up (paid once, not in the table): "
+        f"{ray_start:.1f} s. efficiency = floor / (hypertune × slots); speedup = course-style / "
+        "hypertune."
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", help="run only studies whose name has this")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
+    args = parser.parse_args()
+    import ray
+
+    start = time.perf_counter()
+    ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray_start = time.perf_counter() - start
+    concurrent = int(ray.cluster_resources().get("CPU", 1))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hypertune-bench-") as tmp:
+        for name, path in STUDIES.items():
+            if args.only and not any(part in name for part in args.only):
+                continue
+            rows.append(measure(name, path, Path(tmp), concurrent))
+    ray.shutdown()
+    text = table(rows, concurrent, ray_start)
+    print(text)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{platform.node()}: {os.cpu_count()} cores, {platform.platform()}, Python "
+    machine += platform.python_version()
+    args.out.write_text(f"# Benchmark results\n\n{stamp} on {machine}\n\n{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
