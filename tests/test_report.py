@@ -82,10 +82,13 @@ def test_mixed_budgets_are_refused_with_counts_or_filtered() -> None:
     assert info.excluded == {"short budget": 1}
 
 
-def test_unknown_column_lists_what_exists() -> None:
-    frame = results([("t1", "TERMINATED", 1, 10, 0.5, 1)])
-    with pytest.raises(ReportError, match=r"unknown column.*zeta.*available: trial_id"):
-        heatmap_frame(frame, "zeta", "b", "loss")
+def test_unknown_column_lists_parameters_and_metrics() -> None:
+    frame = results([("t1", "TERMINATED", 1, 10, 0.5, 1)]).rename(columns={"loss": "valid_loss"})
+    with pytest.raises(
+        ReportError,
+        match=r"unknown column\(s\) zeta; available: parameters a, b; metrics valid_loss",
+    ):
+        heatmap_frame(frame, "zeta", "b", "valid_loss")
 
 
 def test_plot_renders_to_png() -> None:
