@@ -72,11 +72,11 @@ def heatmap_info(
         frame = frame.assign(**{y: ALL_TRIALS})
     binned, log_axes = [], []
     for axis in (x, y):
+        if is_log_spaced(frame[axis]):
+            log_axes.append(axis)
         frame[axis], was_binned = _levels(frame[axis])
         if was_binned:
             binned.append(axis)
-        if is_log_spaced(frame[axis]):
-            log_axes.append(axis)
     grouped = frame.groupby([y, x], observed=False, sort=True)[metric]
     values = _sorted_axes(grouped.agg(agg).unstack(x))
     std = grouped.std(ddof=1).unstack(x)
@@ -140,25 +140,24 @@ def searched_params(results: pd.DataFrame) -> list[str]:
 
 
 def is_log_spaced(column: pd.Series) -> bool:
-    """True when an axis's levels are positive and geometric (3+ levels, constant ratio > 1).
+    """True when an axis's values are positive and log-spaced.
 
-    Quantile bins count as log-spaced when their values span two decades or more, since such a
-    range was almost certainly sampled log-uniformly.
+    A few levels (MAX_LEVELS or fewer) are log-spaced when there are 3 or more with a constant
+    ratio above 1.2 (8, 16, 32, 64). Many values (which get binned) count as log-spaced when they
+    span two decades or more, since such a range was almost certainly sampled log-uniformly.
     """
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        if not isinstance(column.cat.categories, pd.IntervalIndex):
-            return False
-        bins = column.cat.categories
-        low, high = float(bins.left.min()), float(bins.right.max())
-        return bool(low > 0 and high / low >= 100)
-    if not pd.api.types.is_numeric_dtype(column):
+    numeric = pd.to_numeric(column, errors="coerce")
+    if numeric.isna().any() or not len(numeric):
         return False
-    levels = np.unique(column.to_numpy(dtype=float))
-    if len(levels) < 3 or levels[0] <= 0:
+    levels = np.unique(numeric.to_numpy(dtype=float))
+    if levels[0] <= 0:
         return False
-    ratios = levels[1:] / levels[:-1]
-    logs = np.log(ratios)
-    return bool(ratios.min() > 1.2 and np.ptp(logs) <= LOG_RATIO_TOLERANCE * logs.mean() * 2)
+    if len(levels) > MAX_LEVELS:
+        return bool(levels[-1] / levels[0] >= 100)
+    if len(levels) < 3:
+        return False
+    logs = np.log(levels[1:] / levels[:-1])
+    return bool(logs.min() > np.log(1.2) and np.ptp(logs) <= 2 * LOG_RATIO_TOLERANCE * logs.mean())
 
 
 def _levels(column: pd.Series) -> tuple[pd.Series, bool]:

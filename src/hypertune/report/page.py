@@ -19,10 +19,10 @@ from hypertune.errors import ReportError
 from hypertune.report.frame import HeatmapInfo, describe, heatmap_info, usable_trials
 from hypertune.report.interaction import interaction_scores
 from hypertune.report.plot import (
-    axis_label,
     caption_text,
     heatmap_path,
     plot_heatmap,
+    plot_main_effect,
     title,
     write_heatmap,
     write_pairs,
@@ -52,6 +52,7 @@ class ReportContent:
     used: int
     total: int
     infos: dict[tuple[str, str | None], HeatmapInfo] = field(default_factory=dict)
+    mains: dict[str, HeatmapInfo] = field(default_factory=dict)  # one row per parameter
 
 
 def report_metric(meta: Mapping[str, Any], metric: str | None = None) -> tuple[str, str]:
@@ -109,6 +110,7 @@ def report_content(
             others = []
     for px, py in [lead, *others]:
         infos[(px, py)] = heatmap_info(results, px, py, metric, agg, full_budget_only)
+    mains = {p: heatmap_info(results, p, None, metric, agg, full_budget_only) for p in params}
     info = infos[lead]
     return ReportContent(
         name=str(meta["name"]),
@@ -125,6 +127,7 @@ def report_content(
         used=info.used,
         total=len(results),
         infos=infos,
+        mains=mains,
     )
 
 
@@ -219,7 +222,7 @@ def _draw_page(fig: Any, content: ReportContent) -> None:
     lead_ax.set_title(title(info), fontsize=11)
     small = content.others[:SMALL_HEATMAPS]
     for index, pair in enumerate(small):
-        ax = fig.add_axes((0.08 + index * 0.31, 0.27, 0.23, 0.15))
+        ax = fig.add_axes(_small_slot(index))
         other = content.infos[pair]
         cells = other.values.size
         plot_heatmap(
@@ -229,6 +232,11 @@ def _draw_page(fig: Any, content: ReportContent) -> None:
         ax.set_title(title(other), fontsize=8)
         ax.xaxis.label.set_size(7)
         ax.yaxis.label.set_size(7)
+    # Slots no other pair needs show each parameter's main effect (the others pooled).
+    for index, name in enumerate(list(content.mains)[: SMALL_HEATMAPS - len(small)]):
+        ax = fig.add_axes(_small_slot(len(small) + index))
+        plot_main_effect(content.mains[name], ax, content.direction)
+        ax.set_title(f"main effect of {name}", fontsize=8)
     table_ax = fig.add_axes((0.06, 0.06, 0.88, 0.14))
     table_ax.set_axis_off()
     _draw_ranking(table_ax, content)
@@ -240,6 +248,10 @@ def _draw_page(fig: Any, content: ReportContent) -> None:
         "Red outline: best cell. Colour: bright is better.",
         fontsize=7.5,
     )
+
+
+def _small_slot(index: int) -> tuple[float, float, float, float]:
+    return (0.08 + index * 0.31, 0.27, 0.23, 0.15)
 
 
 def _draw_ranking(ax: Any, content: ReportContent) -> None:
@@ -290,7 +302,10 @@ def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) ->
         "",
         f"![{title(info)}]({files[0].name})",
         "",
-        f"{axis_label(info, str(info.values.columns.name))}: {caption_text(info)}.",
+        f"Cells: {info.metric}, {caption_text(info)}"
+        + (f"; binned: {', '.join(info.binned)} (quantile bins)" if info.binned else "")
+        + (f"; log-spaced: {', '.join(info.log_axes)}" if info.log_axes else "")
+        + ". Red outline: the best cell.",
         "",
     ]
     if content.ranking is not None:
@@ -304,9 +319,10 @@ def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) ->
             "| pair (x, y) | interaction | main x | main y | noise level | cells |",
             "|---|---|---|---|---|---|",
         ]
-        for row in content.ranking.itertuples():
-            cells = _ranking_cells(row, digits=3)
-            lines.append(f"| {' | '.join(cells)} | {float(row.cells):.0f} |")
+        for row, cells in zip(
+            content.ranking.itertuples(), content.ranking["cells"].astype(int), strict=True
+        ):
+            lines.append(f"| {' | '.join(_ranking_cells(row, digits=3))} | {cells} |")
         lines.append("")
     pictures = [f for f in files[1:] if f.suffix == ".png"]
     if pictures:

@@ -64,6 +64,23 @@ def plot_heatmap(
     return ax
 
 
+def plot_main_effect(info: HeatmapInfo, ax: Any, direction: str, fontsize: float = 7.0) -> Any:
+    """Draw a one-row `info` (one parameter, all other parameters pooled) as a line with ±std."""
+    values = info.values.iloc[0].to_numpy(dtype=float)
+    std = np.nan_to_num(info.std.iloc[0].to_numpy(dtype=float))
+    positions = np.arange(len(values))
+    ax.errorbar(positions, values, yerr=std, marker="o", capsize=3, color="#3b528b")
+    best = best_cell(info.values, direction)
+    if best is not None:
+        ax.plot(positions[best[1]], values[best[1]], "o", ms=10, mfc="none", mec="red", mew=2)
+    ax.set_xticks(positions, [_tick(v) for v in info.values.columns], fontsize=fontsize)
+    ax.tick_params(axis="y", labelsize=fontsize)
+    ax.set_xlabel(axis_label(info, str(info.values.columns.name)), fontsize=fontsize)
+    ax.set_ylabel(f"{info.metric} ({info.agg})", fontsize=fontsize)
+    ax.grid(alpha=0.3)
+    return ax
+
+
 def axis_label(info: HeatmapInfo, name: str) -> str:
     """The parameter's name, saying when its levels are log-spaced or quantile bins."""
     notes = []
