@@ -102,7 +102,9 @@ def check_one_a4_page(pdf: Path) -> None:
 
 
 def test_seeded_grid_report_is_one_page_and_matches_results(tmp_path: Path) -> None:
-    make_study(tmp_path / "runs", "seeded", grid_rows(seeds=3), ["lr", "hidden_size", "dropout"])
+    make_study(
+        tmp_path / "runs", "seeded", grid_rows(seeds=3), ["lr", "hidden_size", "dropout"], seeds=3
+    )
     assert report(tmp_path, "seeded") == 0
     out = tmp_path / "out" / "seeded"
     names = sorted(p.name for p in out.glob("*.png"))
@@ -127,6 +129,7 @@ def test_seeded_grid_report_is_one_page_and_matches_results(tmp_path: Path) -> N
     assert value == pytest.approx(means.loc[best, "mean"], rel=1e-5)
     assert spread == pytest.approx(means.loc[best, "std"], rel=1e-5)
     assert "54 of 54 trials drawn; excluded: none." in text
+    assert "54 of 54 trials ran · 3 seeds" in text
     # The product pair leads, and it is the strongest interaction in the ranking.
     assert "How do lr and hidden_size interact on valid_loss_best?" in text
     first = text.split("|---|---|---|---|---|---|\n")[1].splitlines()[0]

@@ -163,8 +163,12 @@ def is_log_spaced(column: pd.Series) -> bool:
 def _levels(column: pd.Series) -> tuple[pd.Series, bool]:
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().all() and numeric.nunique() > MAX_LEVELS:
-        bins = pd.qcut(numeric, q=QUANTILE_BINS, duplicates="drop")
-        return bins, True
+        bins, edges = pd.qcut(numeric, q=QUANTILE_BINS, duplicates="drop", retbins=True)
+        # qcut moves the first edge below the data (even below zero); label it by the minimum.
+        lefts = [float(numeric.min()), *map(float, edges[1:-1])]
+        rights = [float(edge) for edge in edges[1:]]
+        labels = pd.IntervalIndex.from_arrays(lefts, rights, closed="right")
+        return bins.cat.rename_categories(labels), True
     return (numeric if numeric.notna().all() else column.astype(str)), False
 
 

@@ -14,7 +14,9 @@ replication); on an incomplete grid they are approximate. Noise is stated beside
 cells hold several trials (seeds, repeats), `noise` is the share the interaction would have
 from trial-to-trial spread alone, (I - 1)(J - 1) * s^2 / n / SS_total with s^2 the pooled
 within-cell variance and n the mean trials per cell. An interaction share not well above `noise`
-is not evidence of interaction.
+is not evidence of interaction. A pair's cells pool the trials of every other parameter's
+levels, so with three or more parameters their spread includes those parameters' effects, and
+`noise` is then an upper estimate.
 """
 
 from __future__ import annotations

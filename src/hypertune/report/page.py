@@ -214,10 +214,11 @@ def write_page(content: ReportContent, path: Path) -> Path:
 def _draw_page(fig: Any, content: ReportContent) -> None:
     fig.text(0.06, 0.965, f"Study {content.name}", fontsize=17, weight="bold", va="top")
     fig.text(0.06, 0.935, content.question, fontsize=11.5, va="top", style="italic")
-    fig.text(0.06, 0.912, content.setup, fontsize=8, va="top", wrap=True)
-    fig.text(0.06, 0.89, "Best: " + _best_line(content, digits=4), fontsize=9.5, va="top")
-    lead_ax = fig.add_axes((0.14, 0.53, 0.70, 0.32))
+    fig.text(0.06, 0.913, content.setup, fontsize=7.5, va="top")
+    fig.text(0.06, 0.893, "Best: " + _best_line(content, digits=4), fontsize=9.5, va="top")
     info = content.infos[content.lead]
+    one_row = info.values.shape[0] == 1
+    lead_ax = fig.add_axes((0.14, 0.70, 0.70, 0.12) if one_row else (0.14, 0.58, 0.70, 0.28))
     plot_heatmap(info, lead_ax, content.direction, fontsize=9)
     lead_ax.set_title(title(info), fontsize=11)
     small = content.others[:SMALL_HEATMAPS]
@@ -237,7 +238,7 @@ def _draw_page(fig: Any, content: ReportContent) -> None:
         ax = fig.add_axes(_small_slot(len(small) + index))
         plot_main_effect(content.mains[name], ax, content.direction)
         ax.set_title(f"main effect of {name}", fontsize=8)
-    table_ax = fig.add_axes((0.06, 0.06, 0.88, 0.14))
+    table_ax = fig.add_axes((0.06, 0.05, 0.88, 0.13))
     table_ax.set_axis_off()
     _draw_ranking(table_ax, content)
     excluded = describe(content.excluded) if content.excluded else "none"
@@ -251,7 +252,7 @@ def _draw_page(fig: Any, content: ReportContent) -> None:
 
 
 def _small_slot(index: int) -> tuple[float, float, float, float]:
-    return (0.08 + index * 0.31, 0.27, 0.23, 0.15)
+    return (0.08 + index * 0.31, 0.29, 0.23, 0.15)
 
 
 def _draw_ranking(ax: Any, content: ReportContent) -> None:
@@ -372,7 +373,8 @@ def _setup(meta: Mapping[str, Any], used: int, total: int) -> str:
     n_seeds = len(seeds) if isinstance(seeds, list) else int(seeds)
     objective = f"{meta.get('metric')}:{meta.get('mode')}"
     return (
-        f"Data {data_text}; model {model.get('architecture', '?')}; {meta.get('search')} search "
-        f"on {objective}; {study.get('epochs', '?')} epochs per trial; "
-        f"{total} of {meta.get('trials_planned', total)} planned trials ran; {n_seeds} seed(s)."
+        f"Data {data_text} · model {model.get('architecture', '?')} · {meta.get('search')} search,"
+        f" objective {objective} · {study.get('epochs', '?')} epochs per trial · "
+        f"{total} of {meta.get('trials_planned', total)} trials ran · "
+        f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
     )

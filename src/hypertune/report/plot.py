@@ -60,6 +60,7 @@ def plot_heatmap(
     ax.set_ylabel("" if y == ALL_TRIALS else axis_label(info, y))
     ax.tick_params(axis="both", labelsize=fontsize)
     ax.tick_params(axis="y", rotation=0)
+    ax.tick_params(axis="x", rotation=30 if x in info.binned else 0)
     ax.invert_yaxis()  # small values at the bottom, as on a plot's y axis
     return ax
 
@@ -74,6 +75,8 @@ def plot_main_effect(info: HeatmapInfo, ax: Any, direction: str, fontsize: float
     if best is not None:
         ax.plot(positions[best[1]], values[best[1]], "o", ms=10, mfc="none", mec="red", mew=2)
     ax.set_xticks(positions, [_tick(v) for v in info.values.columns], fontsize=fontsize)
+    if info.binned:
+        ax.tick_params(axis="x", rotation=30)
     ax.tick_params(axis="y", labelsize=fontsize)
     ax.set_xlabel(axis_label(info, str(info.values.columns.name)), fontsize=fontsize)
     ax.set_ylabel(f"{info.metric} ({info.agg})", fontsize=fontsize)
@@ -190,10 +193,14 @@ def _annotations(info: HeatmapInfo) -> np.ndarray:
 
 def _tick(value: Any) -> str:
     if isinstance(value, pd.Interval):
-        return f"{value.left:.3g}–{value.right:.3g}"
+        return f"{_edge(value.left)}–{_edge(value.right)}"
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
+
+
+def _edge(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2g}"
 
 
 def _better(direction: str) -> str:
