@@ -218,7 +218,7 @@ def _draw_page(fig: Any, content: ReportContent) -> None:
     fig.text(0.06, 0.893, "Best: " + _best_line(content, digits=4), fontsize=9.5, va="top")
     info = content.infos[content.lead]
     one_row = info.values.shape[0] == 1
-    lead_ax = fig.add_axes((0.14, 0.70, 0.70, 0.12) if one_row else (0.14, 0.58, 0.70, 0.28))
+    lead_ax = fig.add_axes((0.14, 0.70, 0.70, 0.12) if one_row else (0.14, 0.58, 0.70, 0.27))
     plot_heatmap(info, lead_ax, content.direction, fontsize=9)
     lead_ax.set_title(title(info), fontsize=11)
     small = content.others[:SMALL_HEATMAPS]
@@ -237,7 +237,7 @@ def _draw_page(fig: Any, content: ReportContent) -> None:
     for index, name in enumerate(list(content.mains)[: SMALL_HEATMAPS - len(small)]):
         ax = fig.add_axes(_small_slot(len(small) + index))
         plot_main_effect(content.mains[name], ax, content.direction)
-        ax.set_title(f"main effect of {name}", fontsize=8)
+        ax.set_title(f"main effect of {name} (others pooled, ±std)", fontsize=8)
     table_ax = fig.add_axes((0.06, 0.05, 0.88, 0.13))
     table_ax.set_axis_off()
     _draw_ranking(table_ax, content)
