@@ -4,9 +4,11 @@ them, then `report` through the CLI; the PDF is checked with pypdf (and pdftoppm
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +199,33 @@ def test_mixed_budgets_refused_then_filtered_on_request(
     assert report(tmp_path, "mixed", "--full-budget") == 0
     text = (tmp_path / "out" / "mixed" / "report.md").read_text()
     assert "17 of 18 trials drawn; excluded: 1 short budget." in text
+
+
+def test_many_parameters_still_fit_one_page(tmp_path: Path) -> None:
+    rows = [
+        trial(n, float(a * b + c - d), a=a, b=b, c=c, d=d)
+        for n, (a, b, c, d) in enumerate(itertools.product([1, 2], [1, 3], [0.1, 0.2], [4, 5, 6]))
+    ]
+    make_study(tmp_path / "runs", "four", rows, ["a", "b", "c", "d"])
+    assert report(tmp_path, "four") == 0
+    out = tmp_path / "out" / "four"
+    check_one_a4_page(out / "report.pdf")
+    assert len(list(out.glob("heatmap_*.png"))) == 6
+    assert (out / "pairs.png").stat().st_size > 0
+    table = (out / "report.md").read_text().split("|---|---|---|---|---|---|\n")[1]
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 6
+
+
+def test_report_never_imports_ray_or_search(tmp_path: Path) -> None:
+    make_study(tmp_path / "runs", "noray", grid_rows(), ["lr", "hidden_size", "dropout"])
+    code = (
+        "import sys; from hypertune.cli import main; "
+        f"assert main(['report', 'noray', '--storage', {str(tmp_path / 'runs')!r}, "
+        f"'--out', {str(tmp_path / 'out')!r}]) == 0; "
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'ray' or m == 'hypertune.search']; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
