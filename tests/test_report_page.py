@@ -18,6 +18,7 @@ import pytest
 from pypdf import PdfReader
 
 from hypertune.cli import main
+from hypertune.report import best_configuration
 from hypertune.store import study_dir, write_results, write_study
 
 A4_POINTS = (595.0, 842.0)  # 8.27 x 11.69 inches
@@ -229,3 +230,20 @@ def test_report_never_imports_ray_or_search(tmp_path: Path) -> None:
     command = [sys.executable, "-c", code]
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_best_configuration_combines_seeds_before_comparing() -> None:
+    results = pd.DataFrame(
+        {
+            "trial_id": ["t1", "t2", "t3", "t4", "t5"],
+            "status": ["TERMINATED"] * 4 + ["ERROR"],
+            "a": [1, 1, 2, 2, 3],
+            "accuracy": [0.99, 0.5, 0.8, 0.8, 1.0],
+            "epochs": [2, 2, 2, 2, 0],
+        }
+    )
+    # a=1 has the single best trial, but a=2 is better on average over its seeds.
+    best = best_configuration(results, ["a"], "accuracy", "max")
+    assert best == {"params": {"a": 2}, "value": 0.8, "std": 0.0, "n": 2, "trial_id": "t3"}
+    best = best_configuration(results, ["a"], "accuracy", "max", agg="max")
+    assert (best["params"], best["value"], best["trial_id"]) == ({"a": 1}, 0.99, "t1")

@@ -143,21 +143,21 @@ def best_configuration(
     frame, _ = usable_trials(results, metric, full_budget_only)
     grouped = frame.groupby(list(params), dropna=False, sort=False)[metric]
     table = pd.DataFrame(
-        {"value": grouped.agg(agg), "std": grouped.std(ddof=1), "n": grouped.size()}
+        {
+            "value": grouped.agg(agg),
+            "std": grouped.std(ddof=1),
+            "n": grouped.size(),
+            "best_trial": grouped.idxmin() if direction == "min" else grouped.idxmax(),
+        }
     )
-    best_key = table["value"].idxmin() if direction == "min" else table["value"].idxmax()
-    key = best_key if isinstance(best_key, tuple) else (best_key,)
-    members = frame[(frame[list(params)] == pd.Series(key, index=list(params))).all(axis=1)]
-    best_trial = members.loc[
-        members[metric].idxmin() if direction == "min" else members[metric].idxmax()
-    ]
-    row = table.loc[best_key]
+    row = table.loc[table["value"].idxmin() if direction == "min" else table["value"].idxmax()]
+    trial = frame.loc[row["best_trial"]]
     return {
-        "params": dict(zip(params, key, strict=True)),
+        "params": {name: trial[name] for name in params},
         "value": float(row["value"]),
         "std": float(row["std"]),
         "n": int(row["n"]),
-        "trial_id": str(best_trial.get("trial_id", "")),
+        "trial_id": str(trial.get("trial_id", "")),
     }
 
 
