@@ -156,7 +156,8 @@ def write_pairs(
             cmap="viridis_r" if direction == "min" else "viridis",
             norm=plt.Normalize(*limits),
         )
-        fig.colorbar(mappable, ax=axes, label=f"{some.metric} ({some.agg})", shrink=0.8)
+        label = f"{some.metric} ({some.agg}; {_better(direction)})"
+        fig.colorbar(mappable, ax=axes, label=label, shrink=0.8)
         fig.suptitle(f"{some.metric} over every pair of parameters ({caption_text(some)})")
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110)
