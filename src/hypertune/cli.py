@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=("table", "csv", "json"), default="table")
     _add_storage(show)
 
-    report = commands.add_parser("report", help="heatmaps of a study")
+    report = commands.add_parser(
+        "report", help="heatmaps, interaction ranking and a one-page report.pdf of a study"
+    )
     report.add_argument("name")
     report.add_argument("--x", help="parameter on the horizontal axis")
     report.add_argument("--y", help="parameter on the vertical axis")
@@ -246,28 +248,12 @@ def _write_report(
     metric: str | None,
     agg: str | None,
 ) -> list[Path]:
-    import itertools
+    """Heatmaps (one pair, or every pair and pairs.png), report.pdf and report.md."""
+    from hypertune.report import write_report
 
-    from hypertune.config import METRICS
-    from hypertune.report import heatmap_info, heatmap_path, write_heatmap
-
-    settings = meta["config"].get("report", {})
-    objective = meta["metric"] if meta["mode"] == "last" else f"{meta['metric']}_best"
-    metric = metric or settings.get("metric") or objective
-    agg = agg or settings.get("agg", "mean")
-    params = list(meta["params"])
-    pairs = [(x, y)] if x and y else list(itertools.combinations(params, 2))
-    direction = (
-        meta["direction"]
-        if metric == objective
-        else METRICS.get(metric.removesuffix("_best"), "min")
-    )
     folder = Path(args.out) / meta["name"]
-    written = []
-    for px, py in pairs:
-        info = heatmap_info(results, px, py, metric, agg, getattr(args, "full_budget", False))
-        written.append(write_heatmap(info, heatmap_path(folder, px, py), direction))
-    return written
+    full_budget = getattr(args, "full_budget", False)
+    return write_report(meta, results, folder, x, y, metric, agg, full_budget)
 
 
 class ProgressLine:

@@ -1,24 +1,27 @@
-"""Heatmaps of one metric over two hyperparameters, from stored results only (no Ray).
+"""The pure data layer of a heatmap: which trials may be drawn, and their pivot.
 
-`heatmap_info` is the pure data layer (a pivot plus its counts and spread), `heatmap_frame` its
-public face, `plot_heatmap` only draws, and `write_heatmaps` composes them into files.
+Nothing here draws; `plot.py` renders a `HeatmapInfo`, and tests assert it as exact frames.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from hypertune.config import METRICS
 from hypertune.errors import ReportError
+from hypertune.store import LEADING, TRAILING
 
 AGGREGATES = ("mean", "median", "min", "max")
 USABLE_STATUS = "TERMINATED"
 MAX_LEVELS = 8  # more distinct numeric values than this on an axis are binned
 QUANTILE_BINS = 5
+ALL_TRIALS = "all trials"  # the single row of a one-parameter heatmap
+# Consecutive ratios of log-spaced levels may differ by this much (rounding: 8, 16, 32, 64).
+LOG_RATIO_TOLERANCE = 0.05
 
 
 class HeatmapInfo(NamedTuple):
@@ -32,12 +35,13 @@ class HeatmapInfo(NamedTuple):
     binned: tuple[str, ...]  # axes whose continuous values were put into quantile bins
     metric: str
     agg: str
+    log_axes: tuple[str, ...] = ()  # axes whose levels are log-spaced (geometric)
 
 
 def heatmap_info(
     results: pd.DataFrame,
     x: str,
-    y: str,
+    y: str | None,
     metric: str,
     agg: str = "mean",
     full_budget_only: bool = False,
@@ -49,29 +53,34 @@ def heatmap_info(
     `full_budget_only`, only those with the largest budget are kept. Several trials in one cell
     are combined with `agg`; a combination no trial ran is NaN. Numeric axes are sorted
     ascending, categories alphabetically; an axis with more than MAX_LEVELS numeric values is
-    cut into QUANTILE_BINS quantile bins.
+    cut into QUANTILE_BINS quantile bins. With `y=None` the heatmap has one row (`ALL_TRIALS`),
+    for a study that searched a single parameter.
 
     Raises:
         ReportError: unknown column, unknown aggregate, mixed budgets, or no usable trial.
     """
-    _check_columns(results, [x, y, metric])
+    _check_columns(results, [x, metric] if y is None else [x, y, metric])
     if x == y:
         raise ReportError(f"--x and --y are both '{x}'; pick two different parameters")
     if agg not in AGGREGATES:
         raise ReportError(f"--agg: '{agg}' is unknown; choose one of {', '.join(AGGREGATES)}")
     frame, excluded = usable_trials(results, metric, full_budget_only)
     if frame.empty:
-        raise ReportError(f"no usable trials for {metric} (excluded: {_describe(excluded)})")
-    binned = []
+        raise ReportError(f"no usable trials for {metric} (excluded: {describe(excluded)})")
+    if y is None:
+        y = ALL_TRIALS
+        frame = frame.assign(**{y: ALL_TRIALS})
+    binned, log_axes = [], []
     for axis in (x, y):
+        if is_log_spaced(frame[axis]):
+            log_axes.append(axis)
         frame[axis], was_binned = _levels(frame[axis])
         if was_binned:
             binned.append(axis)
     grouped = frame.groupby([y, x], observed=False, sort=True)[metric]
-    values = grouped.agg(agg).unstack(x)
+    values = _sorted_axes(grouped.agg(agg).unstack(x))
     std = grouped.std(ddof=1).unstack(x)
     count = grouped.count().unstack(x).fillna(0).astype(int)
-    values = _sorted_axes(values)
     return HeatmapInfo(
         values=values,
         std=std.reindex_like(values),
@@ -81,6 +90,7 @@ def heatmap_info(
         binned=tuple(binned),
         metric=metric,
         agg=agg,
+        log_axes=tuple(log_axes),
     )
 
 
@@ -122,11 +132,43 @@ def usable_trials(
     return frame, excluded
 
 
+def searched_params(results: pd.DataFrame) -> list[str]:
+    """Parameter columns of a results table: everything that is not bookkeeping or a metric."""
+    metrics = set(METRICS) | {f"{name}_best" for name in METRICS}
+    fixed = set(LEADING) | set(TRAILING) | metrics
+    return [str(c) for c in results.columns if c not in fixed]
+
+
+def is_log_spaced(column: pd.Series) -> bool:
+    """True when an axis's values are positive and log-spaced.
+
+    A few levels (MAX_LEVELS or fewer) are log-spaced when there are 3 or more with a constant
+    ratio above 1.2 (8, 16, 32, 64). Many values (which get binned) count as log-spaced when they
+    span two decades or more, since such a range was almost certainly sampled log-uniformly.
+    """
+    numeric = pd.to_numeric(column, errors="coerce")
+    if numeric.isna().any() or not len(numeric):
+        return False
+    levels = np.unique(numeric.to_numpy(dtype=float))
+    if levels[0] <= 0:
+        return False
+    if len(levels) > MAX_LEVELS:
+        return bool(levels[-1] / levels[0] >= 100)
+    if len(levels) < 3:
+        return False
+    logs = np.log(levels[1:] / levels[:-1])
+    return bool(logs.min() > np.log(1.2) and np.ptp(logs) <= 2 * LOG_RATIO_TOLERANCE * logs.mean())
+
+
 def _levels(column: pd.Series) -> tuple[pd.Series, bool]:
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().all() and numeric.nunique() > MAX_LEVELS:
-        bins = pd.qcut(numeric, q=QUANTILE_BINS, duplicates="drop")
-        return bins, True
+        bins, edges = pd.qcut(numeric, q=QUANTILE_BINS, duplicates="drop", retbins=True)
+        # qcut moves the first edge below the data (even below zero); label it by the minimum.
+        lefts = [float(numeric.min()), *map(float, edges[1:-1])]
+        rights = [float(edge) for edge in edges[1:]]
+        labels = pd.IntervalIndex.from_arrays(lefts, rights, closed="right")
+        return bins.cat.rename_categories(labels), True
     return (numeric if numeric.notna().all() else column.astype(str)), False
 
 
@@ -137,88 +179,14 @@ def _sorted_axes(frame: pd.DataFrame) -> pd.DataFrame:
 def _check_columns(results: pd.DataFrame, names: Sequence[str]) -> None:
     missing = [name for name in names if name not in results.columns]
     if missing:
+        params = searched_params(results)
+        metrics = [c for c in results.columns if c not in params and c not in LEADING + TRAILING]
         raise ReportError(
-            f"unknown column(s) {', '.join(missing)}; "
-            f"available: {', '.join(map(str, results.columns))}"
+            f"unknown column(s) {', '.join(missing)}; available: "
+            f"parameters {', '.join(params) or 'none'}; metrics {', '.join(metrics) or 'none'}"
         )
 
 
-def _describe(excluded: dict[str, int]) -> str:
+def describe(excluded: dict[str, int]) -> str:
+    """'2 error, 1 non-finite' (or 'none')."""
     return ", ".join(f"{n} {why}" for why, n in excluded.items()) or "none"
-
-
-def plot_heatmap(info: HeatmapInfo, ax: Any, direction: str = "min") -> Any:
-    """Draw `info` on the matplotlib axes `ax`; better cells are always the bright end."""
-    import seaborn as sns
-
-    cmap = "viridis_r" if direction == "min" else "viridis"
-    labels = _annotations(info)
-    sns.heatmap(
-        info.values,
-        ax=ax,
-        cmap=cmap,
-        annot=labels,
-        fmt="",
-        cbar_kws={"label": f"{info.metric} ({info.agg})"},
-        linewidths=0.5,
-        linecolor="white",
-    )
-    best = _best_cell(info.values, direction)
-    if best is not None:
-        from matplotlib.patches import Rectangle
-
-        ax.add_patch(Rectangle((best[1], best[0]), 1, 1, fill=False, edgecolor="red", lw=2.5))
-    excluded = f", excluded: {_describe(info.excluded)}" if info.excluded else ""
-    ax.set_title(f"{info.metric} by {info.values.columns.name} x {info.values.index.name}")
-    ax.set_xlabel(f"{info.values.columns.name}\n{info.used} trials used{excluded}")
-    ax.invert_yaxis()  # small values at the bottom, as on a plot's y axis
-    return ax
-
-
-def _annotations(info: HeatmapInfo) -> np.ndarray:
-    values = info.values.to_numpy(dtype=float)
-    std = info.std.to_numpy(dtype=float)
-    counts = info.counts.to_numpy(dtype=int)
-    labels = np.full(values.shape, "", dtype=object)
-    for (i, j), value in np.ndenumerate(values):
-        if np.isnan(value):
-            continue
-        text = f"{value:.3g}"
-        if counts[i, j] > 1:
-            text += f"\n±{std[i, j]:.2g} n={counts[i, j]}"
-        labels[i, j] = text
-    return labels
-
-
-def _best_cell(values: pd.DataFrame, direction: str) -> tuple[int, int] | None:
-    array = values.to_numpy(dtype=float)
-    if np.isnan(array).all():
-        return None
-    flat = np.nanargmin(array) if direction == "min" else np.nanargmax(array)
-    row, col = np.unravel_index(flat, array.shape)
-    return int(row), int(col)
-
-
-def write_heatmap(info: HeatmapInfo, path: Path, direction: str) -> Path:
-    """Render `info` to a PNG file."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    width = max(6.0, 1.1 * info.values.shape[1] + 2.5)
-    height = max(4.5, 0.8 * info.values.shape[0] + 2.0)
-    fig, ax = plt.subplots(figsize=(width, height))
-    try:
-        plot_heatmap(info, ax, direction)
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-    finally:
-        plt.close(fig)
-    return path
-
-
-def heatmap_path(folder: Path, x: str, y: str) -> Path:
-    """reports/<study>/heatmap_<x>__<y>.png"""
-    return folder / f"heatmap_{x}__{y}.png"

@@ -1,0 +1,249 @@
+"""The one-page report from stored files alone: synthetic studies written the way a run writes
+them, then `report` through the CLI; the PDF is checked with pypdf (and pdftoppm where present)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from pypdf import PdfReader
+
+from hypertune.cli import main
+from hypertune.report import best_configuration
+from hypertune.store import study_dir, write_results, write_study
+
+A4_POINTS = (595.0, 842.0)  # 8.27 x 11.69 inches
+
+
+def make_study(
+    storage: Path,
+    name: str,
+    rows: list[dict[str, Any]],
+    params: list[str],
+    search: str = "grid",
+    seeds: int = 1,
+) -> None:
+    """A study folder as `run` leaves it: study.json and results.csv."""
+    meta = {
+        "name": name,
+        "status": "finished",
+        "config": {
+            "study": {"name": name, "data": "digits-seq", "epochs": 4, "search": search},
+            "model": {"architecture": "gru"},
+            "space": {},
+            "report": {},
+        },
+        "search": search,
+        "metric": "valid_loss",
+        "mode": "min",
+        "direction": "min",
+        "seeds": list(range(seeds)),
+        "params": params,
+        "trials_planned": len(rows),
+        "data": {"name": "digits-seq", "train": 1438, "valid": 359},
+    }
+    path = study_dir(storage, name)
+    path.mkdir(parents=True)
+    write_study(path, meta)
+    write_results(path, rows, params)
+
+
+def trial(n: int, loss: float, epochs: int = 4, status: str = "TERMINATED", **params: Any) -> dict:
+    return {
+        "trial_id": f"t{n:03d}",
+        "status": status,
+        **params,
+        "accuracy": 1 - loss / 3,
+        "accuracy_best": 1 - loss / 3,
+        "valid_loss": loss,
+        "valid_loss_best": loss,
+        "epochs": epochs,
+        "seed": n % 3,
+        "seconds": 1.0,
+    }
+
+
+def grid_rows(seeds: int = 1) -> list[dict[str, Any]]:
+    """3 parameters; lr and hidden_size interact (a product), dropout only shifts the loss."""
+    rng = np.random.default_rng(1)
+    rows = []
+    levels = itertools.product([1e-3, 1e-2, 1e-1], [8, 16, 32], [0.0, 0.5], range(seeds))
+    for n, (lr, hidden, dropout, _) in enumerate(levels):
+        loss = 1 + np.log10(lr) * np.log2(hidden) / 10 + dropout + 0.01 * rng.standard_normal()
+        rows.append(trial(n, float(loss), lr=lr, hidden_size=hidden, dropout=dropout))
+    return rows
+
+
+def report(tmp_path: Path, name: str, *extra: str) -> int:
+    folders = ["--storage", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+    return main(["report", name, *folders, *extra])
+
+
+def check_one_a4_page(pdf: Path) -> None:
+    reader = PdfReader(pdf)
+    assert len(reader.pages) == 1
+    box = reader.pages[0].mediabox
+    assert (float(box.width), float(box.height)) == pytest.approx(A4_POINTS, abs=1.0)
+    if shutil.which("pdftoppm"):  # poppler is optional; pypdf alone checks the page count
+        done = subprocess.run(
+            ["pdftoppm", "-png", "-r", "30", str(pdf), str(pdf.with_suffix(""))],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert pdf.with_name(pdf.stem + "-1.png").stat().st_size > 1000
+
+
+def test_seeded_grid_report_is_one_page_and_matches_results(tmp_path: Path) -> None:
+    make_study(
+        tmp_path / "runs", "seeded", grid_rows(seeds=3), ["lr", "hidden_size", "dropout"], seeds=3
+    )
+    assert report(tmp_path, "seeded") == 0
+    out = tmp_path / "out" / "seeded"
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == [
+        "heatmap_hidden_size__dropout.png",
+        "heatmap_lr__dropout.png",
+        "heatmap_lr__hidden_size.png",
+        "pairs.png",
+    ]
+    check_one_a4_page(out / "report.pdf")
+
+    text = (out / "report.md").read_text()
+    results = pd.read_csv(tmp_path / "runs" / "seeded" / "results.csv")
+    means = results.groupby(["lr", "hidden_size", "dropout"])["valid_loss_best"].agg(
+        ["mean", "std"]
+    )
+    best = means["mean"].idxmin()
+    line = next(line for line in text.splitlines() if line.startswith("**Best"))
+    lr, hidden, dropout = best
+    assert f"lr={lr:.4g}, hidden_size={hidden}, dropout={dropout:.4g}" in line
+    value, spread = map(float, re.search(r"= (\S+) ± (\S+) \(mean of 3", line).groups())
+    assert value == pytest.approx(means.loc[best, "mean"], rel=1e-5)
+    assert spread == pytest.approx(means.loc[best, "std"], rel=1e-5)
+    assert "54 of 54 trials drawn; excluded: none." in text
+    assert "54 of 54 trials ran · 3 seeds" in text
+    # The product pair leads, and it is the strongest interaction in the ranking.
+    assert "How do lr and hidden_size interact on valid_loss_best?" in text
+    first = text.split("|---|---|---|---|---|---|\n")[1].splitlines()[0]
+    assert first.startswith("| lr x hidden_size |")
+
+
+def test_random_search_bins_continuous_values_on_log_axes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in range(30):
+        lr = float(10 ** rng.uniform(-4, -1))
+        hidden = int(rng.integers(8, 129))
+        rows.append(
+            trial(n, float(1 + np.log10(lr) ** 2 / 10 - hidden / 500), lr=lr, hidden_size=hidden)
+        )
+    rows.append(trial(30, float("nan"), status="ERROR", lr=0.01, hidden_size=16))
+    make_study(tmp_path / "runs", "rand", rows, ["lr", "hidden_size"], search="random")
+    assert report(tmp_path, "rand") == 0
+    out = tmp_path / "out" / "rand"
+    check_one_a4_page(out / "report.pdf")
+    text = (out / "report.md").read_text()
+    assert "binned: lr, hidden_size (quantile bins)" in text
+    assert "log-spaced: lr" in text
+    assert "30 of 31 trials drawn; excluded: 1 error." in text
+
+
+def test_single_parameter_gets_a_one_row_heatmap(tmp_path: Path) -> None:
+    rows = [trial(n, 1.0 / (n + 1), lr=lr) for n, lr in enumerate([1e-3, 1e-2, 1e-1])]
+    make_study(tmp_path / "runs", "one", rows, ["lr"])
+    assert report(tmp_path, "one") == 0
+    out = tmp_path / "out" / "one"
+    assert (out / "heatmap_lr.png").stat().st_size > 0
+    assert not (out / "pairs.png").exists()
+    check_one_a4_page(out / "report.pdf")
+    text = (out / "report.md").read_text()
+    assert "lr=0.1: valid_loss_best = 0.333333 (trial t002)" in text
+
+
+def test_no_searched_parameter_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_study(tmp_path / "runs", "none", [trial(0, 0.5)], [])
+    assert report(tmp_path, "none") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: study 'none' searched no parameters")
+
+
+def test_one_pair_asked_for_draws_only_that_pair(tmp_path: Path) -> None:
+    make_study(tmp_path / "runs", "pair", grid_rows(), ["lr", "hidden_size", "dropout"])
+    assert report(tmp_path, "pair", "--x", "dropout", "--y", "lr") == 0
+    out = tmp_path / "out" / "pair"
+    assert sorted(p.name for p in out.glob("*.png")) == ["heatmap_dropout__lr.png"]
+    assert "How do dropout and lr interact" in (out / "report.md").read_text()
+    check_one_a4_page(out / "report.pdf")
+
+
+def test_mixed_budgets_refused_then_filtered_on_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = grid_rows()
+    rows[0]["epochs"] = 2
+    make_study(tmp_path / "runs", "mixed", rows, ["lr", "hidden_size", "dropout"])
+    assert report(tmp_path, "mixed") == 2
+    assert "1 trial(s) with 2 epochs, 17 trial(s) with 4 epochs" in capsys.readouterr().err
+    assert report(tmp_path, "mixed", "--full-budget") == 0
+    text = (tmp_path / "out" / "mixed" / "report.md").read_text()
+    assert "17 of 18 trials drawn; excluded: 1 short budget." in text
+
+
+def test_many_parameters_still_fit_one_page(tmp_path: Path) -> None:
+    rows = [
+        trial(n, float(a * b + c - d), a=a, b=b, c=c, d=d)
+        for n, (a, b, c, d) in enumerate(itertools.product([1, 2], [1, 3], [0.1, 0.2], [4, 5, 6]))
+    ]
+    make_study(tmp_path / "runs", "four", rows, ["a", "b", "c", "d"])
+    assert report(tmp_path, "four") == 0
+    out = tmp_path / "out" / "four"
+    check_one_a4_page(out / "report.pdf")
+    assert len(list(out.glob("heatmap_*.png"))) == 6
+    assert (out / "pairs.png").stat().st_size > 0
+    table = (out / "report.md").read_text().split("|---|---|---|---|---|---|\n")[1]
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 6
+
+
+def test_report_never_imports_ray_or_search(tmp_path: Path) -> None:
+    make_study(tmp_path / "runs", "noray", grid_rows(), ["lr", "hidden_size", "dropout"])
+    code = (
+        "import sys; from hypertune.cli import main; "
+        f"assert main(['report', 'noray', '--storage', {str(tmp_path / 'runs')!r}, "
+        f"'--out', {str(tmp_path / 'out')!r}]) == 0; "
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'ray' or m == 'hypertune.search']; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_best_configuration_combines_seeds_before_comparing() -> None:
+    results = pd.DataFrame(
+        {
+            "trial_id": ["t1", "t2", "t3", "t4", "t5"],
+            "status": ["TERMINATED"] * 4 + ["ERROR"],
+            "a": [1, 1, 2, 2, 3],
+            "accuracy": [0.99, 0.5, 0.8, 0.8, 1.0],
+            "epochs": [2, 2, 2, 2, 0],
+        }
+    )
+    # a=1 has the single best trial, but a=2 is better on average over its seeds.
+    best = best_configuration(results, ["a"], "accuracy", "max")
+    assert best == {"params": {"a": 2}, "value": 0.8, "std": 0.0, "n": 2, "trial_id": "t3"}
+    best = best_configuration(results, ["a"], "accuracy", "max", agg="max")
+    assert (best["params"], best["value"], best["trial_id"]) == ({"a": 1}, 0.99, "t1")
