@@ -42,7 +42,7 @@ def test_fit_runs_on_the_available_device() -> None:
 def test_gpus_per_trial_without_a_gpu_is_refused(ray_session: None, tmp_path: Path) -> None:
     from hypertune.search import run_study
 
-    with pytest.raises(ConfigError, match="resources.gpus_per_trial: no GPU"):
+    with pytest.raises(ConfigError, match=r"resources\.gpus_per_trial: no GPU"):
         run_study(from_dict(study(0.25)), tmp_path)
 
 
