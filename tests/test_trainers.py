@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from conftest import ROOT, run_cli
+from hypertune.config import load_config
 from hypertune.data import load_dataset
+from hypertune.search import preflight
 from hypertune.train import TrainSettings, fit
+from test_data import write_gestures
 
 EXPECTED = {
     f"{name}{suffix}"
@@ -47,3 +55,46 @@ def test_mltrainer_and_own_loop_are_each_repeatable() -> None:
     assert fit(config, bundle, settings, seed=3) == first
     own = fit(config, bundle, TrainSettings(epochs=1), seed=3)
     assert set(own) == set(first)
+
+
+CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.toml") if p.stem != "gestures")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_example_config_smoke_trials_train_in_process(path: Path) -> None:
+    """Each example study, shrunk as --smoke shrinks it, trains its trials (no Ray)."""
+    config = load_config(path, {"smoke": True})
+    data = load_dataset(config.data, **config.data_options)
+    preflight(config, data)
+    grid = [config.space[name].grid_values() for name in config.space]
+    combos = list(itertools.product(*grid))
+    assert len(combos) == 2
+    for combo in combos:
+        trial = {**config.hyperparameters(), **dict(zip(config.space, combo, strict=True))}
+        settings = TrainSettings(epochs=config.epochs, trainer=config.trainer)
+        metrics = fit(trial, data, settings)
+        assert set(metrics) == EXPECTED and math.isfinite(metrics["valid_loss"])
+
+
+def test_gestures_study_with_mltrainer_through_the_cli(tmp_path: Path) -> None:
+    write_gestures(tmp_path / "cache")
+    study = (ROOT / "configs" / "gestures.toml").read_text()
+    study = study.replace(
+        '# datadir = "~/.cache/mads_datasets"', f'datadir = "{tmp_path / "cache"}"'
+    )
+    study = study.replace('trainer = "hypertune"', 'trainer = "mltrainer"')
+    (tmp_path / "gestures.toml").write_text(study)
+    done = run_cli("run", "gestures.toml", "--smoke", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = pd.read_csv(tmp_path / "runs" / "gestures" / "results.csv")
+    assert list(results["status"]) == ["TERMINATED", "TERMINATED"]
+    assert sorted(results["num_layers"]) == [1, 2]
+    assert (results["epochs"] == 1).all()
+    assert results[sorted(EXPECTED)].notna().all().all()
+    meta = json.loads((tmp_path / "runs" / "gestures" / "study.json").read_text())
+    assert meta["config"]["study"]["trainer"] == "mltrainer"
+    assert (
+        meta["data"]["fingerprint"]
+        == load_dataset("gestures", datadir=str(tmp_path / "cache")).fingerprint
+    )
+    assert not list(tmp_path.glob("2*"))  # mltrainer's timestamped log folders stay out
