@@ -128,3 +128,26 @@ def test_bad_names_and_options() -> None:
         load_dataset("digits", colour=True)
     with pytest.raises(DataError, match=r"data\.valid_fraction"):
         make_bundle("x", np.zeros((4, 2)), np.array([0, 1, 0, 1]), 2, valid_fraction=1.0)
+
+
+def test_flowers_load_through_mads_datasets_with_sorted_classes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    photos = tmp_path / "flowers" / "flower_photos"
+    colours = {"tulips": (250, 10, 10), "daisy": (10, 250, 10), "roses": (10, 10, 250)}
+    for name, colour in colours.items():
+        (photos / name).mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (20 + i, 16), colour).save(photos / name / f"{i}.jpg")
+    (photos / "LICENSE.txt").write_text("not a picture")
+    bundle = load_dataset("flowers", datadir=str(tmp_path), img_size=8)
+    assert bundle.input_shape == (3, 8, 8)
+    assert bundle.num_classes == 3
+    assert len(bundle.y_train) + len(bundle.y_valid) == 15
+    # classes are the sorted folder names: daisy 0 (green), roses 1 (blue), tulips 2 (red)
+    x = torch.cat([bundle.x_train, bundle.x_valid])
+    y = torch.cat([bundle.y_train, bundle.y_valid])
+    strongest = x.mean(dim=(2, 3)).argmax(dim=1)
+    assert torch.equal(strongest, torch.tensor([1, 2, 0])[y])
+    with pytest.raises(DataError, match=r"data\.img_size"):
+        load_dataset("flowers", datadir=str(tmp_path), img_size=2)
