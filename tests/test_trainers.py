@@ -47,6 +47,17 @@ def test_mltrainer_reports_every_epoch_with_our_names(data: str, config: dict) -
     assert reports[1]["train_loss"] < reports[0]["train_loss"]  # it does learn
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_mltrainer_uses_the_chosen_optimizer(optimizer: str) -> None:
+    bundle = load_dataset("digits")
+    config = {"architecture": "mlp", "hidden_size": 16, "optimizer": optimizer, "lr": 0.05}
+    config |= {"weight_decay": 1e-4, "batch_size": 128}
+    mine = fit(config, bundle, TrainSettings(epochs=2), seed=1)
+    theirs = fit(config, bundle, TrainSettings(epochs=2, trainer="mltrainer"), seed=1)
+    assert theirs["accuracy"] > 0.3 and mine["accuracy"] > 0.3  # chance is 0.1
+    assert theirs["train_loss"] == pytest.approx(mine["train_loss"], rel=0.5)
+
+
 def test_mltrainer_and_own_loop_are_each_repeatable() -> None:
     bundle = load_dataset("digits-seq")
     config = {"architecture": "gru", "hidden_size": 8, "lr": 0.01, "batch_size": 256}

@@ -89,6 +89,16 @@ class MetricBridge:
             self.forward(dict(metrics))
 
 
+def _optimizer_kwargs(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The settings mltrainer passes back to the optimizer class (defaults hold internal keys)."""
+    keys = (
+        ("lr", "weight_decay", "momentum")
+        if isinstance(optimizer, torch.optim.SGD)
+        else ("lr", "weight_decay")
+    )
+    return {key: optimizer.defaults[key] for key in keys}
+
+
 def fit_mltrainer(
     config: dict[str, Any],
     data: DataBundle,
@@ -121,7 +131,7 @@ def fit_mltrainer(
             train_steps=len(train),
             valid_steps=len(valid),
             reporttypes=[ReportTypes.RAY],
-            optimizer_kwargs=dict(optimizer.defaults),
+            optimizer_kwargs=_optimizer_kwargs(optimizer),
             scheduler_kwargs=None,
             earlystop_kwargs=None,  # early stopping would give trials unequal budgets
         )
