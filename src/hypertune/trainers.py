@@ -9,6 +9,8 @@ mltrainer imports mlflow (seconds) when loaded, so it is imported only on this p
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,5 +150,7 @@ def fit_mltrainer(
         for reporter in trainer.reporters:
             if isinstance(reporter, RayReporter):
                 reporter._tune = bridge
-        trainer.loop()
+        # tqdm bars would interleave with the CLI's progress line; the metrics come via `report`.
+        with contextlib.redirect_stderr(io.StringIO()):
+            trainer.loop()
     return bridge.metrics
