@@ -164,6 +164,7 @@ def _execute(
             epochs=config.epochs,
             device="cuda" if config.gpus_per_trial > 0 else "cpu",
             threads=max(1, int(config.cpus_per_trial)),
+            trainer=config.trainer,
         )
         trainable = tune.with_resources(
             tune.with_parameters(

@@ -34,6 +34,7 @@ class TrainSettings:
     epochs: int  # the same budget for every trial
     device: str = "cpu"
     threads: int = 1  # torch intra-op threads per trial
+    trainer: str = "hypertune"  # hypertune (own loop) | mltrainer (the course's Trainer)
 
 
 def seed_everything(seed: int) -> None:
@@ -91,6 +92,10 @@ def fit(
     running best of each (`<name>_best`). A non-finite loss ends the trial after reporting it:
     further epochs cannot recover, and the store marks such a trial NAN.
     """
+    if settings.trainer == "mltrainer":
+        from hypertune.trainers import fit_mltrainer  # imports mlflow: only when asked for
+
+        return fit_mltrainer(dict(config), data, settings, seed, report)
     seed_everything(seed)
     torch.set_num_threads(max(1, settings.threads))
     device = torch.device(settings.device)
@@ -108,7 +113,7 @@ def fit(
         train_loss = _train_epoch(model, optimizer, loss_fn, data, batch_size, generator)
         valid_loss, accuracy = evaluate(model, data, loss_fn)
         metrics = {"train_loss": train_loss, "valid_loss": valid_loss, "accuracy": accuracy}
-        best = _update_best(best, metrics)
+        best = update_best(best, metrics)
         metrics.update({f"{k}_best": v for k, v in best.items()})
         if report is not None:
             report(dict(metrics))
@@ -156,7 +161,8 @@ def evaluate(model: nn.Module, data: DataBundle, loss_fn: nn.Module) -> tuple[fl
     return loss, accuracy
 
 
-def _update_best(best: dict[str, float], metrics: dict[str, float]) -> dict[str, float]:
+def update_best(best: dict[str, float], metrics: dict[str, float]) -> dict[str, float]:
+    """The running best of each metric (non-finite values never replace a finite best)."""
     out = dict(best)
     for name, value in metrics.items():
         if not math.isfinite(value):

@@ -1,0 +1,156 @@
+"""mltrainer, the course's trainer, as an alternative to hypertune's own loop.
+
+`trainer = "mltrainer"` in `[study]` trains with mltrainer's `Trainer` and `ReportTypes.RAY`, with
+its early stopping and its learning-rate scheduler off, so every trial gets the same budget. Its
+Ray reporter speaks mltrainer's names (`test_loss`, `Accuracy`); a small bridge renames them to
+the metrics every hypertune study reports (train_loss, valid_loss, accuracy and `<name>_best`).
+mltrainer imports mlflow (seconds) when loaded, so it is imported only on this path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hypertune.data import DataBundle
+from hypertune.errors import ConfigError
+from hypertune.models import TRAINER_KEYS, create_model
+from hypertune.train import Report, TrainSettings, make_optimizer, seed_everything, update_best
+
+Batch = tuple[torch.Tensor | tuple[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class TensorBatches:
+    """One pass over a split in batches, reshuffled (seeded) on every pass.
+
+    mltrainer's Trainer re-`iter`s a loader when it runs dry, so one pass is one epoch. Sequence
+    batches go through mltrainer's `PaddedPreprocessor`, which pads each batch only to its own
+    longest sequence, and come with their lengths as `(x, lengths)`.
+    """
+
+    def __init__(
+        self, data: DataBundle, part: str, batch_size: int, generator: torch.Generator | None
+    ) -> None:
+        self.x: torch.Tensor = getattr(data, f"x_{part}")
+        self.y: torch.Tensor = getattr(data, f"y_{part}")
+        self.lengths: torch.Tensor | None = getattr(data, f"lengths_{part}")
+        self.batch_size = batch_size
+        self.generator = generator  # None: in order (validation)
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.y), self.batch_size)
+        return full + (1 if rest >= 2 or full == 0 else 0)  # a batch of one breaks batchnorm
+
+    def __iter__(self) -> Iterator[Batch]:
+        count = len(self.y)
+        if self.generator is None:
+            order = torch.arange(count)
+        else:
+            order = torch.randperm(count, generator=self.generator)
+        for step in range(len(self)):
+            yield self._batch(order[step * self.batch_size : (step + 1) * self.batch_size])
+
+    def _batch(self, idx: torch.Tensor) -> Batch:
+        if self.lengths is None:
+            return self.x[idx], self.y[idx]
+        from mltrainer.preprocessors import PaddedPreprocessor
+
+        lengths = self.lengths[idx]
+        items = [
+            (self.x[i, :n], self.y[i]) for i, n in zip(idx.tolist(), lengths.tolist(), strict=True)
+        ]
+        x, y = PaddedPreprocessor()(items)
+        return (x, lengths), y
+
+
+class MetricBridge:
+    """Stands in for `ray.tune` inside mltrainer's RayReporter and renames its metrics."""
+
+    def __init__(self, report: Report | None) -> None:
+        self.forward = report
+        self.best: dict[str, float] = {}
+        self.metrics: dict[str, float] = {}
+
+    def report(self, values: dict[str, Any]) -> None:
+        metrics = {
+            "train_loss": float(values["train_loss"]),
+            "valid_loss": float(values["test_loss"]),
+            "accuracy": float(values["Accuracy"]),
+        }
+        self.best = update_best(self.best, metrics)
+        metrics.update({f"{k}_best": v for k, v in self.best.items()})
+        self.metrics = metrics
+        if self.forward is not None:
+            self.forward(dict(metrics))
+
+
+def _optimizer_kwargs(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The settings mltrainer passes back to the optimizer class (defaults hold internal keys)."""
+    keys = (
+        ("lr", "weight_decay", "momentum")
+        if isinstance(optimizer, torch.optim.SGD)
+        else ("lr", "weight_decay")
+    )
+    return {key: optimizer.defaults[key] for key in keys}
+
+
+def fit_mltrainer(
+    config: dict[str, Any],
+    data: DataBundle,
+    settings: TrainSettings,
+    seed: int = 0,
+    report: Report | None = None,
+) -> dict[str, float]:
+    """Train one configuration with mltrainer's Trainer; same contract as `train.fit`."""
+    try:
+        from loguru import logger
+        from mltrainer import ReportTypes, Trainer, TrainerSettings
+        from mltrainer.metrics import Accuracy
+        from mltrainer.trainer import RayReporter
+    except ImportError as exc:
+        raise ConfigError(f"study.trainer: mltrainer cannot be imported ({exc})") from exc
+    logger.disable("mltrainer")
+    seed_everything(seed)
+    torch.set_num_threads(max(1, settings.threads))
+    model = create_model(config, data.input_shape, data.num_classes)
+    optimizer = make_optimizer(model, config)  # checks the values; mltrainer builds its own
+    batch_size = int(config.get("batch_size", TRAINER_KEYS["batch_size"]))
+    train = TensorBatches(data, "train", batch_size, torch.Generator().manual_seed(seed))
+    valid = TensorBatches(data, "valid", max(1, len(data.y_valid)), None)  # one exact pass
+    bridge = MetricBridge(report)
+    with tempfile.TemporaryDirectory(prefix="mltrainer-") as logdir:
+        trainer_settings = TrainerSettings(
+            epochs=settings.epochs,
+            metrics=[Accuracy()],
+            logdir=Path(logdir),
+            train_steps=len(train),
+            valid_steps=len(valid),
+            reporttypes=[ReportTypes.RAY],
+            optimizer_kwargs=_optimizer_kwargs(optimizer),
+            scheduler_kwargs=None,
+            earlystop_kwargs=None,  # early stopping would give trials unequal budgets
+        )
+        trainer = Trainer(
+            model=model,
+            settings=trainer_settings,
+            loss_fn=nn.CrossEntropyLoss(),
+            optimizer=type(optimizer),
+            traindataloader=train,
+            validdataloader=valid,
+            scheduler=None,
+            device=settings.device,
+        )
+        for reporter in trainer.reporters:
+            if isinstance(reporter, RayReporter):
+                reporter._tune = bridge
+        # tqdm bars would interleave with the CLI's progress line; the metrics come via `report`.
+        with contextlib.redirect_stderr(io.StringIO()):
+            trainer.loop()
+    return bridge.metrics

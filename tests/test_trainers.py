@@ -1,0 +1,111 @@
+"""mltrainer as the trainer: one report per epoch with the metric names the search expects."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, run_cli
+from hypertune.config import load_config
+from hypertune.data import load_dataset
+from hypertune.search import preflight
+from hypertune.train import TrainSettings, fit
+from test_data import write_gestures
+
+EXPECTED = {
+    f"{name}{suffix}"
+    for name in ("train_loss", "valid_loss", "accuracy")
+    for suffix in ("", "_best")
+}
+
+
+@pytest.mark.parametrize(
+    ("data", "config"),
+    [
+        ("digits-seq", {"architecture": "gru", "hidden_size": 8}),
+        ("digits", {"architecture": "cnn", "filters": 4, "hidden_size": 8, "batchnorm": True}),
+        ("digits-seq", {"architecture": "mltrainer_gru", "hidden_size": 8}),
+    ],
+)
+def test_mltrainer_reports_every_epoch_with_our_names(data: str, config: dict) -> None:
+    bundle = load_dataset(data)
+    reports: list[dict[str, float]] = []
+    settings = TrainSettings(epochs=2, trainer="mltrainer")
+    last = fit({**config, "lr": 0.01, "batch_size": 256}, bundle, settings, report=reports.append)
+    assert len(reports) == 2
+    assert all(set(r) == EXPECTED for r in reports)
+    assert last == reports[-1]
+    assert all(math.isfinite(v) for r in reports for v in r.values())
+    assert reports[1]["valid_loss_best"] == min(r["valid_loss"] for r in reports)
+    assert reports[1]["accuracy_best"] == max(r["accuracy"] for r in reports)
+    assert 0.0 <= reports[1]["accuracy"] <= 1.0
+    assert reports[1]["train_loss"] < reports[0]["train_loss"]  # it does learn
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_mltrainer_uses_the_chosen_optimizer(optimizer: str) -> None:
+    bundle = load_dataset("digits")
+    config = {"architecture": "mlp", "hidden_size": 16, "optimizer": optimizer, "lr": 0.05}
+    config |= {"weight_decay": 1e-4, "batch_size": 128}
+    mine = fit(config, bundle, TrainSettings(epochs=2), seed=1)
+    theirs = fit(config, bundle, TrainSettings(epochs=2, trainer="mltrainer"), seed=1)
+    assert theirs["accuracy"] > 0.3 and mine["accuracy"] > 0.3  # chance is 0.1
+    assert theirs["train_loss"] == pytest.approx(mine["train_loss"], rel=0.5)
+
+
+def test_mltrainer_and_own_loop_are_each_repeatable() -> None:
+    bundle = load_dataset("digits-seq")
+    config = {"architecture": "gru", "hidden_size": 8, "lr": 0.01, "batch_size": 256}
+    settings = TrainSettings(epochs=1, trainer="mltrainer")
+    first = fit(config, bundle, settings, seed=3)
+    assert fit(config, bundle, settings, seed=3) == first
+    own = fit(config, bundle, TrainSettings(epochs=1), seed=3)
+    assert set(own) == set(first)
+
+
+CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.toml") if p.stem != "gestures")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_example_config_smoke_trials_train_in_process(path: Path) -> None:
+    """Each example study, shrunk as --smoke shrinks it, trains its trials (no Ray)."""
+    config = load_config(path, {"smoke": True})
+    data = load_dataset(config.data, **config.data_options)
+    preflight(config, data)
+    grid = [config.space[name].grid_values() for name in config.space]
+    combos = list(itertools.product(*grid))
+    assert len(combos) == 2
+    for combo in combos:
+        trial = {**config.hyperparameters(), **dict(zip(config.space, combo, strict=True))}
+        settings = TrainSettings(epochs=config.epochs, trainer=config.trainer)
+        metrics = fit(trial, data, settings)
+        assert set(metrics) == EXPECTED and math.isfinite(metrics["valid_loss"])
+
+
+def test_gestures_study_with_mltrainer_through_the_cli(tmp_path: Path) -> None:
+    write_gestures(tmp_path / "cache")
+    study = (ROOT / "configs" / "gestures.toml").read_text()
+    study = study.replace(
+        '# datadir = "~/.cache/mads_datasets"', f'datadir = "{tmp_path / "cache"}"'
+    )
+    study = study.replace('trainer = "hypertune"', 'trainer = "mltrainer"')
+    (tmp_path / "gestures.toml").write_text(study)
+    done = run_cli("run", "gestures.toml", "--smoke", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = pd.read_csv(tmp_path / "runs" / "gestures" / "results.csv")
+    assert list(results["status"]) == ["TERMINATED", "TERMINATED"]
+    assert sorted(results["num_layers"]) == [1, 2]
+    assert (results["epochs"] == 1).all()
+    assert results[sorted(EXPECTED)].notna().all().all()
+    meta = json.loads((tmp_path / "runs" / "gestures" / "study.json").read_text())
+    assert meta["config"]["study"]["trainer"] == "mltrainer"
+    assert (
+        meta["data"]["fingerprint"]
+        == load_dataset("gestures", datadir=str(tmp_path / "cache")).fingerprint
+    )
+    assert not list(tmp_path.glob("2*"))  # mltrainer's timestamped log folders stay out
