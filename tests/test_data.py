@@ -151,3 +151,15 @@ def test_flowers_load_through_mads_datasets_with_sorted_classes(tmp_path: Path) 
     assert torch.equal(strongest, torch.tensor([1, 2, 0])[y])
     with pytest.raises(DataError, match=r"data\.img_size"):
         load_dataset("flowers", datadir=str(tmp_path), img_size=2)
+
+
+def test_lengths_are_kept_only_where_sequences_differ() -> None:
+    features = np.zeros((20, 5, 2), dtype=np.float32)
+    labels = np.arange(20) % 2
+    full = make_bundle("full", features, labels, 2, np.full(20, 5))
+    assert full.lengths_train is None and full.lengths_valid is None
+    ragged = make_bundle("ragged", features, labels, 2, np.arange(20) % 5 + 1)
+    assert ragged.lengths_train is not None
+    assert sorted(torch.cat([ragged.lengths_train, ragged.lengths_valid]).tolist()) == sorted(
+        (np.arange(20) % 5 + 1).tolist()
+    )

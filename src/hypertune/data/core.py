@@ -115,7 +115,14 @@ def make_bundle(
     lengths: np.ndarray | None = None,
     valid_fraction: float = VALID_FRACTION,
 ) -> DataBundle:
-    """Split arrays with a seeded, stratified split and wrap them as tensors."""
+    """Split arrays with a seeded, stratified split and wrap them as tensors.
+
+    Lengths are kept only where sequences really differ in length: when every sequence fills
+    all its steps there is no padding to skip, and sequence models run unpacked (much faster,
+    above all on a GPU, where packing waits for the lengths to come back to the CPU).
+    """
+    if lengths is not None and features.ndim == 3 and np.all(lengths == features.shape[1]):
+        lengths = None
     if not 0.0 < valid_fraction < 1.0:
         raise DataError(f"data.valid_fraction: expected a number in (0, 1), got {valid_fraction}")
     train_idx, valid_idx = stratified_split(labels, valid_fraction, SPLIT_SEED)
