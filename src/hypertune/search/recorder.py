@@ -72,6 +72,10 @@ _METRIC_COLUMNS = {
 }
 
 
+def _number(value: Any) -> float:
+    return float(value) if store.finite(value) else float("nan")
+
+
 def _last_line(text: Any) -> str:
     lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     return lines[-1][:300] if lines else "error"
@@ -95,7 +99,12 @@ class ResultRecorder(tune.Callback):
         existing = store.read_results(path.parent, path.name)
         for row in existing.to_dict("records"):
             self.rows[str(row["trial_id"])] = {str(k): v for k, v in row.items()}
-        self.kept = frozenset(k for k, r in self.rows.items() if r["status"] in FINAL)
+        # Finished trials and their recorded metrics (NaN where none was recorded).
+        self.kept: dict[str, dict[str, float]] = {
+            key: {m: _number(row.get(m)) for m in sorted(_METRIC_COLUMNS)}
+            for key, row in self.rows.items()
+            if row["status"] in FINAL
+        }
         for kept in self.rows.values():
             self._track_best(kept)
         self._count()

@@ -141,14 +141,17 @@ def train_trial(
     fixed: Mapping[str, Any],
     specs: Mapping[str, ParamSpec],
     settings: TrainSettings,
-    finished: frozenset[str] = frozenset(),
+    finished: Mapping[str, Mapping[str, float]] | None = None,
 ) -> None:
     """The Ray Tune trainable: one configuration, one seed, one report per epoch.
 
-    A trial in `finished` (recorded in results.csv before the driver stopped, after Ray's last
-    experiment checkpoint) returns at once: its recorded row stands and it is not trained twice.
+    A trial in `finished` (recorded in results.csv before the driver stopped, but after Ray's
+    last experiment checkpoint) is not trained twice: it reports its recorded metrics once, so
+    the searcher learns them, and its row in results.csv stands as recorded.
     """
-    if tune.get_context().get_trial_id() in finished:
+    recorded = (finished or {}).get(tune.get_context().get_trial_id())
+    if recorded is not None:
+        tune.report(dict(recorded))
         return
     searched = decode_config(config, specs)
     seed = seed_of(searched)
