@@ -15,7 +15,7 @@ import pytest
 from hypertune import store
 from hypertune.cli import main
 from hypertune.config import from_dict
-from hypertune.errors import SpaceError
+from hypertune.errors import SpaceError, StudyError
 from hypertune.search import rerun_trial, run_study
 from hypertune.space import to_domain
 
@@ -48,7 +48,18 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(
     assert results.loc[1e39, "status"] == "ERROR"
     assert "overflow" in results.loc[1e39, "error"]
     assert len(results.loc[1e39, "error"].splitlines()) == 1
-    assert json.loads((path / "study.json").read_text())["status"] == "finished"
+    meta = json.loads((path / "study.json").read_text())
+    assert meta["status"] == "finished"
+    assert (meta["search"], meta["metric"], meta["mode"], meta["seeds"]) == (
+        "grid",
+        "valid_loss",
+        "min",
+        [0],
+    )
+    assert from_dict(meta["config"]) == config  # the config as run, complete
+    assert {"commit", "dirty", "diff_sha256"} <= set(meta["git"])
+    assert {"python", "torch", "ray", "hypertune"} <= set(meta["versions"])
+    assert meta["data"]["fingerprint"]
 
     assert main(["show", "faults", "--storage", str(tmp_path)]) == 0
     out, err = capsys.readouterr()
@@ -128,3 +139,17 @@ def test_bayes_refuses_categories_before_anything_runs(tmp_path: Path) -> None:
         run_study(config, tmp_path)
     assert not (tmp_path / "cats").exists()
     assert store.known_studies(tmp_path) == []
+
+
+def test_unreachable_cluster_is_refused_before_the_study_exists(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = study("far", "grid", {"num_layers": [1]})
+    with pytest.raises(
+        StudyError, match=rf"--address: cannot reach a Ray cluster at 127\.0\.0\.1:{port}"
+    ):
+        run_study(config, tmp_path, address=f"127.0.0.1:{port}")
+    assert not (tmp_path / "far").exists()

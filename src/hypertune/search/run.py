@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ def run_study(
     """
     data = load_dataset(config.data, **config.data_options)
     preflight(config, data)
+    check_address(address)
     path = store.create_study_dir(storage, config.name)
     meta = {
         "name": config.name,
@@ -95,6 +97,7 @@ def resume_study(
     if meta.get("status") == "finished":
         raise StudyError(f"study '{name}' has finished; nothing to resume")
     config = from_dict(meta["config"])
+    check_address(address)
     data = load_dataset(config.data, **config.data_options)
     if data.fingerprint != meta["data"]["fingerprint"]:
         raise StudyError(
@@ -300,6 +303,25 @@ def _searcher(
 
         searcher = Repeater(searcher, repeat=config.seeds, set_index=True)
     return ConcurrencyLimiter(searcher, max_concurrent=slots), config.samples * config.seeds
+
+
+def check_address(address: str | None) -> None:
+    """Refuse an unreachable HOST:PORT at once (Ray itself would retry for minutes).
+
+    Raises:
+        StudyError: nothing listens at the address given or in RAY_ADDRESS.
+    """
+    target = address or os.environ.get("RAY_ADDRESS") or ""
+    host, sep, port = target.rpartition(":")
+    if not sep or "://" in target or not port.isdigit():
+        return  # no address, "auto", "local", or a ray:// client address: Ray decides
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as exc:
+        raise StudyError(
+            f"--address: cannot reach a Ray cluster at {target} ({exc.strerror or exc}); "
+            "start one with `ray start --head` or check the address"
+        ) from exc
 
 
 def _init_ray(address: str | None) -> bool:
