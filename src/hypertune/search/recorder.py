@@ -105,6 +105,7 @@ class ResultRecorder(tune.Callback):
             for key, row in self.rows.items()
             if row["status"] in FINAL
         }
+        self.incomplete: set[str] = set()  # trials stopped before their budget was done
         for kept in self.rows.values():
             self._track_best(kept)
         self._count()
@@ -120,6 +121,11 @@ class ResultRecorder(tune.Callback):
         if trial.trial_id in self.kept:
             return
         row = trial_row(trial, self.config.space, status)
+        if row["status"] == store.TERMINATED and row["epochs"] < self.config.epochs:
+            # Stopped by an interrupt (Ray marks such trials TERMINATED): not a result of
+            # the full budget. Left out, so that `resume` trains it again.
+            self.incomplete.add(row["trial_id"])
+            return
         self.rows[row["trial_id"]] = row
         self._track_best(row)
 
@@ -129,6 +135,11 @@ class ResultRecorder(tune.Callback):
             better = min if self.config.metric.direction == "min" else max
             best = self.state.best
             self.state.best = float(value) if best is None else better(best, float(value))
+
+    @property
+    def finished(self) -> int:
+        """Trials with a final row (TERMINATED, ERROR or NAN)."""
+        return sum(1 for r in self.rows.values() if r["status"] in FINAL)
 
     def _save(self) -> None:
         store.write_results(self.path, list(self.rows.values()), list(self.config.space))
@@ -165,5 +176,7 @@ class ResultRecorder(tune.Callback):
         for trial in trials:
             if trial.status in ("TERMINATED", "ERROR"):
                 self._record(trial, None)
+            else:
+                self.incomplete.add(trial.trial_id)
         self._save()
         self._tell(trials)

@@ -215,6 +215,12 @@ def _execute(
     finally:
         if started_here:
             ray.shutdown()
+    # Ray ends fit() quietly on Ctrl-C; an unfinished study must stay resumable.
+    short = config.search in ("grid", "random") and recorder.finished < planned_trials(config)
+    if recorder.incomplete or short:
+        meta.update(status="interrupted")
+        store.write_study(path, meta)
+        raise KeyboardInterrupt(f"study '{meta['name']}' interrupted")
     meta.update(status="finished", ended=provenance.now())
     store.write_study(path, meta)
 
