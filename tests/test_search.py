@@ -153,3 +153,18 @@ def test_unreachable_cluster_is_refused_before_the_study_exists(tmp_path: Path) 
     ):
         run_study(config, tmp_path, address=f"127.0.0.1:{port}")
     assert not (tmp_path / "far").exists()
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_grid_runs_every_combination_once_per_seed(tmp_path: Path) -> None:
+    path = run_study(study("seeds", "grid", {"num_layers": [1, 2]}, seeds=2), tmp_path)
+    results = pd.read_csv(path / "results.csv")
+    assert sorted(zip(results["num_layers"], results["seed"], strict=True)) == [
+        (1, 0),
+        (1, 1),
+        (2, 0),
+        (2, 1),
+    ]
+    # The seed changes the initial weights and batch order, so the metrics differ.
+    one = results[results["num_layers"] == 1]
+    assert one["valid_loss"].nunique() == 2
