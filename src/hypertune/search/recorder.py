@@ -106,6 +106,7 @@ class ResultRecorder(tune.Callback):
             if row["status"] in FINAL
         }
         self.incomplete: set[str] = set()  # trials stopped before their budget was done
+        self.active: set[str] = set()  # trials started and not yet ended
         for kept in self.rows.values():
             self._track_best(kept)
         self._count()
@@ -144,33 +145,34 @@ class ResultRecorder(tune.Callback):
     def _save(self) -> None:
         store.write_results(self.path, list(self.rows.values()), list(self.config.space))
 
-    def _count(self, trials: list[Any] | None = None) -> None:
-        if trials is not None:
-            self.state.running = sum(
-                1 for t in trials if t.status == "RUNNING" and t.trial_id not in self.rows
-            )
+    def _count(self) -> None:
+        # Ray calls on_trial_start before it marks the trial RUNNING, so count our own set.
+        self.state.running = len(self.active)
         self.state.done = sum(1 for r in self.rows.values() if r["status"] in FINAL)
         self.state.failed = sum(
             1 for r in self.rows.values() if r["status"] in (store.ERROR, store.NAN)
         )
 
-    def _tell(self, trials: list[Any]) -> None:
-        self._count(trials)
+    def _tell(self) -> None:
+        self._count()
         if self.progress is not None:
             self.progress(self.state)
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._tell(trials)
+        self.active.add(trial.trial_id)
+        self._tell()
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.active.discard(trial.trial_id)
         self._record(trial, store.TERMINATED)
         self._save()
-        self._tell(trials)
+        self._tell()
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.active.discard(trial.trial_id)
         self._record(trial, store.ERROR)
         self._save()
-        self._tell(trials)
+        self._tell()
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         for trial in trials:
@@ -178,5 +180,6 @@ class ResultRecorder(tune.Callback):
                 self._record(trial, None)
             else:
                 self.incomplete.add(trial.trial_id)
+        self.active.clear()
         self._save()
-        self._tell(trials)
+        self._tell()
