@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from conftest import run_cli
 
 
 def test_smoke_study_end_to_end(tiny_study: Path, tmp_path: Path) -> None:
-    done = run_cli("run", str(tiny_study), "--smoke", cwd=tmp_path)
+    done = run_cli("run", str(tiny_study), "--smoke", "--mlflow", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
+    assert "trials 2/2 done, 0 running, 0 failed | best valid_loss_best" in done.stderr
+    assert re.search(r"trials 0/2 done, [12] running", done.stderr), done.stderr
+    assert list((tmp_path / "runs" / "tiny" / "mlflow").iterdir())
     results = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
     assert len(results) == 2
     assert set(results["status"]) == {"TERMINATED"}
@@ -32,6 +37,13 @@ def test_smoke_study_end_to_end(tiny_study: Path, tmp_path: Path) -> None:
     assert lines[0].split()[:4] == ["trial_id", "status", "num_layers", "hidden_size"]
     losses = [float(line.split()[lines[0].split().index("valid_loss_best")]) for line in lines[1:]]
     assert losses == sorted(losses)
+
+    trial = str(results["trial_id"].iloc[0])
+    rerun = run_cli("rerun", "tiny", trial, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    row = next(line.split() for line in rerun.stdout.splitlines() if line.startswith("valid_loss "))
+    assert float(row[1]) == pytest.approx(float(row[2]), rel=1e-5)
+    assert float(row[1]) == pytest.approx(results["valid_loss"].iloc[0], rel=1e-5)
 
     again = run_cli("run", str(tiny_study), "--smoke", cwd=tmp_path)
     assert again.returncode == 2

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from hypertune.errors import SpaceError
-from hypertune.space import decode_config, from_toml, parse_param, sample_configs
+from hypertune.space import (
+    decode_config,
+    from_toml,
+    parse_assignment,
+    parse_param,
+    sample_configs,
+    to_domain,
+)
 
 CASES = [
     ("n=2,5,6", [2, 5, 6]),
@@ -24,6 +31,12 @@ CASES = [
     ("x=0:5:1", [0.0, 0.25, 0.5, 0.75, 1.0]),
     ("units=16:16:64", [16, 32, 48, 64]),
     ("x=1.0:3", [1.0, 2.0, 3.0]),
+    # The examples: 16 is not more than 512 - 16 points, so it is a step.
+    ("units=16:16:512", list(range(16, 513, 16))),
+    ("no_layers=2,5,6", [2, 5, 6]),
+    ("x=0:2.5:10", [0.0, 2.5, 5.0, 7.5, 10.0]),
+    ("x=1:0.5:2.2", [1.0, 1.5, 2.0]),
+    ("n=5:-2:0", [5, 3, 1]),
 ]
 
 
@@ -86,3 +99,38 @@ def test_sampling_is_seeded_and_in_bounds() -> None:
     assert first != sample_configs(specs, 20, seed=4)
     assert all(1e-4 <= c["lr"] <= 1e-1 and 8 <= c["h"] <= 64 for c in first)
     assert all(isinstance(c["h"], int) for c in first)
+
+
+@pytest.mark.parametrize(
+    ("spec", "search", "kind", "bounds"),
+    [
+        ("lr=1e-5:l5:0.1", "random", "Float LogUniform", (1e-5, 0.1)),
+        ("lr=1e-5:l5:0.1", "bayes", "Float LogUniform", (1e-5, 0.1)),
+        ("units=16:16:512", "random", "Integer Uniform", (16, 513)),
+        ("units=16:16:512", "hyperopt", "Integer Uniform", (16, 513)),
+        ("units=16:16:512", "bayes", "Float Uniform", (16.0, 512.0)),
+        ("x=10:-1:0", "random", "Integer Uniform", (0, 11)),
+        ("h=8:l4:64", "random", "Integer LogUniform", (8, 65)),
+        ("act=relu,gelu", "random", None, ("relu", "gelu")),
+    ],
+)
+def test_ranges_become_domains_over_the_same_bounds(
+    spec: str, search: str, kind: str | None, bounds: tuple
+) -> None:
+    from ray.tune.search.sample import Categorical
+
+    parsed = parse_assignment(spec)
+    domain = to_domain(parsed, search)
+    if kind is None:
+        assert isinstance(domain, Categorical)
+        assert tuple(domain.categories) == bounds
+        return
+    assert (domain.lower, domain.upper) == pytest.approx(bounds)
+    sampler = type(domain.get_sampler()).__name__.lstrip("_")
+    assert f"{type(domain).__name__} {sampler}" == kind
+
+
+def test_grid_domain_lists_every_point() -> None:
+    assert to_domain(parse_assignment("n=1:2:3"), "grid") == {"grid_search": [1, 3]}
+    with pytest.raises(SpaceError, match="Bayesian search cannot sample categories"):
+        to_domain(parse_assignment("act=relu,gelu"), "bayes")

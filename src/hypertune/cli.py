@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cpus-per-trial", type=float)
     run.add_argument("--gpus-per-trial", type=float, help="fractions pack trials on a GPU")
     run.add_argument("--smoke", action="store_true", help="at most 2 trials of 1 epoch")
+    run.add_argument(
+        "--mlflow", action="store_true", help="also log trials to MLflow (runs/NAME/mlflow)"
+    )
     _add_cluster(run)
     _add_storage(run)
     _add_reports(run)
@@ -152,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     line = ProgressLine(config.metric.tune_metric)
-    path = run_study(config, args.storage, args.address, progress=line)
+    path = run_study(config, args.storage, args.address, progress=line, mlflow=args.mlflow)
     line.close()
     return _finish(path, args)
 
@@ -184,6 +187,8 @@ def _finish(path: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from hypertune.store import read_results, read_study
 
     meta = read_study(args.storage, args.name)
@@ -197,6 +202,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(table.to_json(orient="records", indent=2))
     else:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        counts = results["status"].value_counts() if len(results) else pd.Series(dtype=int)
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+        print(f"{len(results)} trials: {summary or 'none finished yet'}", file=sys.stderr)
     return 0
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,31 +24,20 @@ from hypertune import provenance, store
 from hypertune.config import StudyConfig, from_dict
 from hypertune.data import DataBundle, load_dataset
 from hypertune.errors import ConfigError, StudyError
+from hypertune.search.recorder import (
+    SEED_KEY,
+    Progress,
+    ProgressFn,
+    ResultRecorder,
+    seed_of,
+)
 from hypertune.space import ParamSpec, decode_config, grid_size, sample_configs, to_domain
 from hypertune.train import TrainSettings, check_config, fit
 
-SEED_KEY = "seed"
-TRIAL_INDEX = "__trial_index__"  # set by Ray's Repeater on repeated searcher suggestions
 PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
-
-
-@dataclass
-class Progress:
-    """How far a study is; handed to the caller's progress function after every change."""
-
-    total: int
-    done: int = 0
-    running: int = 0
-    failed: int = 0
-    best: float | None = None
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-
-ProgressFn = Callable[[Progress], None]
+# Seconds between Ray's experiment checkpoints (Ray's "auto" waits 10 s or more): a driver
+# killed mid-study loses at most this much of the trial table that `resume` restores.
+CHECKPOINT_PERIOD_S = "1"
 
 
 def run_study(
@@ -58,8 +45,17 @@ def run_study(
     storage: str | Path = "runs",
     address: str | None = None,
     progress: ProgressFn | None = None,
+    mlflow: bool = False,
 ) -> Path:
     """Run every trial of `config`; return the study folder (results.csv, study.json, ray/).
+
+    Args:
+        config: the validated study.
+        storage: folder of studies; this one lives in storage/<name>/. On a Ray cluster it
+            must be a path every node can reach (a shared filesystem).
+        address: a Ray cluster to join (default: $RAY_ADDRESS, else a local Ray).
+        progress: called with a :class:`Progress` whenever a trial starts or ends.
+        mlflow: also log every trial to MLflow (a file store in storage/<name>/mlflow).
 
     Raises:
         StudyError: a study of that name exists already.
@@ -67,6 +63,7 @@ def run_study(
     """
     data = load_dataset(config.data, **config.data_options)
     preflight(config, data)
+    check_address(address)
     path = store.create_study_dir(storage, config.name)
     meta = {
         "name": config.name,
@@ -79,6 +76,7 @@ def run_study(
         "seeds": list(range(config.seeds)),
         "params": list(config.space),
         "trials_planned": planned_trials(config),
+        "mlflow": mlflow,
         "data": data.summary(),
         "git": provenance.git_state(),
         "versions": provenance.versions(),
@@ -96,7 +94,10 @@ def resume_study(
 ) -> Path:
     """Finish a study whose driver stopped: finished trials are kept, the rest run."""
     meta = store.read_study(storage, name)
+    if meta.get("status") == "finished":
+        raise StudyError(f"study '{name}' has finished; nothing to resume")
     config = from_dict(meta["config"])
+    check_address(address)
     data = load_dataset(config.data, **config.data_options)
     if data.fingerprint != meta["data"]["fingerprint"]:
         raise StudyError(
@@ -124,6 +125,8 @@ def preflight(config: StudyConfig, data: DataBundle) -> None:
 
     from hypertune.models import create_model
 
+    for spec in config.space.values():
+        to_domain(spec, config.search)  # e.g. categories under Bayesian search are refused
     candidates = []
     for spec in config.space.values():
         values = spec.values if spec.values else (spec.low, spec.high)
@@ -141,11 +144,22 @@ def train_trial(
     fixed: Mapping[str, Any],
     specs: Mapping[str, ParamSpec],
     settings: TrainSettings,
+    finished: Mapping[str, Mapping[str, float]] | None = None,
 ) -> None:
-    """The Ray Tune trainable: one configuration, one seed, one report per epoch."""
+    """The Ray Tune trainable: one configuration, one seed, one report per epoch.
+
+    A trial in `finished` (recorded in results.csv before the driver stopped, but after Ray's
+    last experiment checkpoint) is not trained twice: it reports its recorded metrics once, so
+    the searcher learns them, and its row in results.csv stands as recorded.
+    """
+    recorded = (finished or {}).get(tune.get_context().get_trial_id())
+    if recorded is not None:
+        tune.report(dict(recorded))
+        return
     searched = decode_config(config, specs)
-    seed = int(searched.pop(SEED_KEY, searched.pop(TRIAL_INDEX, 0)))
-    fit({**fixed, **searched}, data, settings, seed=seed, report=tune.report)
+    seed = seed_of(searched)
+    trial = {k: v for k, v in searched.items() if not k.startswith("__") and k != SEED_KEY}
+    fit({**fixed, **trial}, data, settings, seed=seed, report=tune.report)
 
 
 def _execute(
@@ -157,9 +171,11 @@ def _execute(
     progress: ProgressFn | None,
     restore: bool,
 ) -> None:
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
     started_here = _init_ray(address)
     try:
         slots = _free_slots(config)
+        recorder = ResultRecorder(config, path, Progress(planned_trials(config)), progress)
         settings = TrainSettings(
             epochs=config.epochs,
             device="cuda" if config.gpus_per_trial > 0 else "cpu",
@@ -173,32 +189,62 @@ def _execute(
                 fixed=config.hyperparameters(),
                 specs=config.space,
                 settings=settings,
+                finished=recorder.kept,
             ),
             {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
         )
-        recorder = ResultRecorder(config, path, Progress(planned_trials(config)), progress)
-        ray_dir = path / store.RAY_DIR
-        if restore and tune.Tuner.can_restore(str(ray_dir.resolve())):
+        callbacks = [recorder, *_loggers(path, config, meta)]
+        ray_dir = str((path / store.RAY_DIR).resolve())
+        if restore and tune.Tuner.can_restore(ray_dir):
             tuner = tune.Tuner.restore(
-                str(ray_dir.resolve()),
+                ray_dir,
                 trainable=trainable,
                 resume_unfinished=True,
                 resume_errored=False,
                 restart_errored=False,
             )
-            # The pickled recorder comes back without its progress function and rows.
-            tuner._local_tuner.get_run_config().callbacks = [recorder]  # type: ignore[union-attr]
+            # The pickled callbacks come back without the progress function; use fresh ones.
+            tuner._local_tuner.get_run_config().callbacks = callbacks  # type: ignore[union-attr]
+        elif restore and recorder.kept:
+            raise StudyError(
+                f"study '{meta['name']}': Ray's experiment state in {ray_dir} is missing, so "
+                "the unfinished trials cannot be told apart; start a new study with --name"
+            )
         else:
-            tuner = _new_tuner(config, trainable, path, slots, recorder)
-        tuner.fit()
+            tuner = _new_tuner(config, trainable, path, slots, callbacks)
+        tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
     finally:
         if started_here:
             ray.shutdown()
+    # Ray ends fit() quietly on Ctrl-C; an unfinished study must stay resumable.
+    short = config.search in ("grid", "random") and recorder.finished < planned_trials(config)
+    if recorder.incomplete or short:
+        meta.update(status="interrupted")
+        store.write_study(path, meta)
+        raise KeyboardInterrupt(f"study '{meta['name']}' interrupted")
     meta.update(status="finished", ended=provenance.now())
     store.write_study(path, meta)
 
 
-def _new_tuner(config: StudyConfig, trainable: Any, path: Path, slots: int, recorder: Any) -> Any:
+def _loggers(path: Path, config: StudyConfig, meta: Mapping[str, Any]) -> list[Any]:
+    """MLflow logging when the study asked for it (Ray adds TensorBoard, CSV and JSON itself)."""
+    if not meta.get("mlflow"):
+        return []
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    return [
+        MLflowLoggerCallback(
+            tracking_uri=(path / "mlflow").resolve().as_uri(),
+            experiment_name=config.name,
+            tags={"study": config.name, "search": config.search},
+            save_artifact=False,
+        )
+    ]
+
+
+def _new_tuner(
+    config: StudyConfig, trainable: Any, path: Path, slots: int, callbacks: list[Any]
+) -> Any:
     space: dict[str, Any] = {
         name: to_domain(spec, config.search) for name, spec in config.space.items()
     }
@@ -214,14 +260,14 @@ def _new_tuner(config: StudyConfig, trainable: Any, path: Path, slots: int, reco
             search_alg=search_alg,
             num_samples=num_samples,
             reuse_actors=True,
-            max_concurrent_trials=slots if config.search in ("bayes", "hyperopt") else None,
         ),
         run_config=tune.RunConfig(
             name=store.RAY_DIR,
             storage_path=str(path.resolve()),
             verbose=0,
-            callbacks=[recorder],
+            callbacks=callbacks,
             log_to_file=True,
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
         ),
     )
 
@@ -229,7 +275,12 @@ def _new_tuner(config: StudyConfig, trainable: Any, path: Path, slots: int, reco
 def _searcher(
     config: StudyConfig, space: dict[str, Any], metric: str, mode: str, slots: int
 ) -> tuple[Any, int]:
-    """The search algorithm and the number of samples Tune must draw."""
+    """The search algorithm and the number of samples Tune must draw.
+
+    Bayesian and TPE search run under a ConcurrencyLimiter sized to the free slots: a
+    model-based searcher suggests from what has finished, so more pending suggestions than
+    slots would only be guesses made with less information.
+    """
     seeds = list(range(config.seeds))
     if config.search == "grid":
         if config.seeds > 1:
@@ -244,19 +295,40 @@ def _searcher(
         points = [{**c, SEED_KEY: s} for c in configs for s in seeds]
         space[SEED_KEY] = tune.choice(seeds)
         return BasicVariantGenerator(points_to_evaluate=points), len(points)
+    from ray.tune.search import ConcurrencyLimiter
+
     if config.search == "bayes":
         from ray.tune.search.bayesopt import BayesOptSearch
 
-        searcher: Any = BayesOptSearch(random_state=0)
+        searcher: Any = BayesOptSearch(metric=metric, mode=mode, random_state=0)
     else:
         from ray.tune.search.hyperopt import HyperOptSearch
 
-        searcher = HyperOptSearch(random_state_seed=0)
+        searcher = HyperOptSearch(metric=metric, mode=mode, random_state_seed=0)
     if config.seeds > 1:
         from ray.tune.search import Repeater
 
         searcher = Repeater(searcher, repeat=config.seeds, set_index=True)
-    return searcher, config.samples * config.seeds
+    return ConcurrencyLimiter(searcher, max_concurrent=slots), config.samples * config.seeds
+
+
+def check_address(address: str | None) -> None:
+    """Refuse an unreachable HOST:PORT at once (Ray itself would retry for minutes).
+
+    Raises:
+        StudyError: nothing listens at the address given or in RAY_ADDRESS.
+    """
+    target = address or os.environ.get("RAY_ADDRESS") or ""
+    host, sep, port = target.rpartition(":")
+    if not sep or "://" in target or not port.isdigit():
+        return  # no address, "auto", "local", or a ray:// client address: Ray decides
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as exc:
+        raise StudyError(
+            f"--address: cannot reach a Ray cluster at {target} ({exc.strerror or exc}); "
+            "start one with `ray start --head` or check the address"
+        ) from exc
 
 
 def _init_ray(address: str | None) -> bool:
@@ -292,134 +364,3 @@ def _free_slots(config: StudyConfig) -> int:
         limits.append(int(gpus // config.gpus_per_trial))
     slots = max(1, min(limits) if limits else 1)
     return min(slots, config.max_concurrent) if config.max_concurrent else slots
-
-
-def trial_row(
-    trial: Any, specs: Mapping[str, ParamSpec], status: str | None = None
-) -> dict[str, Any]:
-    """One results.csv row from a Ray Tune trial (`status`: as known to the caller)."""
-    result = dict(trial.last_result or {})
-    searched = decode_config(trial.config, specs)
-    row: dict[str, Any] = {"trial_id": trial.trial_id}
-    metrics = {k: v for k, v in result.items() if k in _METRIC_COLUMNS}
-    status = status or trial.status
-    if status == store.TERMINATED and not all(store.finite(v) for v in metrics.values()):
-        status = store.NAN
-    row["status"] = status
-    row.update({name: searched.get(name) for name in specs})
-    row.update(metrics)
-    row["epochs"] = int(result.get("training_iteration", 0) or 0)
-    row["seed"] = int(searched.get(SEED_KEY, searched.get(TRIAL_INDEX, 0)))
-    row["seconds"] = round(float(result.get("time_total_s", 0.0) or 0.0), 3)
-    if status == store.ERROR:
-        row["error"] = _last_line(trial.get_error())
-    return row
-
-
-_METRIC_COLUMNS = {
-    f"{name}{suffix}"
-    for name in ("train_loss", "valid_loss", "accuracy")
-    for suffix in ("", "_best")
-}
-
-
-def _last_line(text: Any) -> str:
-    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "error"
-
-
-class ResultRecorder(tune.Callback):
-    """Writes results.csv as trials finish and feeds the progress function."""
-
-    def __init__(
-        self, config: StudyConfig, path: Path, state: Progress, progress: ProgressFn | None
-    ) -> None:
-        self.config = config
-        self.path = path
-        self.state = state
-        self.progress = progress
-        self.rows: dict[str, dict[str, Any]] = {}
-        existing = store.read_results(path.parent, path.name)
-        for row in existing.to_dict("records"):
-            self.rows[str(row["trial_id"])] = {str(k): v for k, v in row.items()}
-        self.state.done = sum(1 for r in self.rows.values() if r["status"] != store.RUNNING)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Ray pickles its callbacks with the experiment; a progress function (a closure over
-        # the terminal) need not survive that, and resume hands in a fresh recorder.
-        state = dict(self.__dict__)
-        state["progress"] = None
-        return state
-
-    def _record(self, trial: Any, status: str) -> None:
-        row = trial_row(trial, self.config.space, status)
-        self.rows[row["trial_id"]] = row
-        store.write_results(self.path, list(self.rows.values()), list(self.config.space))
-        value: Any = row.get(self.config.metric.tune_metric)
-        if row["status"] == store.TERMINATED and store.finite(value):
-            better = min if self.config.metric.direction == "min" else max
-            best = self.state.best
-            self.state.best = float(value) if best is None else better(best, float(value))
-
-    def _tell(self, trials: list[Any]) -> None:
-        if self.progress is None:
-            return
-        self.state.running = sum(
-            1 for t in trials if t.status == "RUNNING" and t.trial_id not in self.rows
-        )
-        self.state.done = sum(1 for r in self.rows.values() if r["status"] != store.RUNNING)
-        self.state.failed = sum(
-            1 for r in self.rows.values() if r["status"] in (store.ERROR, store.NAN)
-        )
-        self.progress(self.state)
-
-    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._tell(trials)
-
-    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._record(trial, store.TERMINATED)
-        self._tell(trials)
-
-    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._record(trial, store.ERROR)
-        self._tell(trials)
-
-    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        for trial in trials:
-            if trial.status in ("TERMINATED", "ERROR"):
-                row = trial_row(trial, self.config.space)
-                self.rows[row["trial_id"]] = row
-        store.write_results(self.path, list(self.rows.values()), list(self.config.space))
-        self._tell(trials)
-
-
-def rerun_trial(
-    storage: str | Path, name: str, trial_id: str
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """Retrain one recorded trial from study.json and results.csv alone, without Ray.
-
-    Returns the new last-epoch metrics and the recorded row.
-    """
-    meta = store.read_study(storage, name)
-    config = from_dict(meta["config"])
-    results = store.read_results(storage, name)
-    match = results[results["trial_id"].astype(str) == str(trial_id)]
-    if match.empty:
-        known = ", ".join(results["trial_id"].astype(str).head(10))
-        raise StudyError(f"trial '{trial_id}' not in study '{name}'; trials: {known}")
-    row = {str(k): v for k, v in match.iloc[0].to_dict().items()}
-    data = load_dataset(config.data, **config.data_options)
-    searched = {p: _native(row[p]) for p in config.space}
-    trial = decode_config({**config.hyperparameters(), **searched}, config.space)
-    settings = TrainSettings(epochs=config.epochs, threads=max(1, int(config.cpus_per_trial)))
-    metrics = fit(trial, data, settings, seed=int(row.get("seed", 0)))
-    return metrics, row
-
-
-def _native(value: Any) -> Any:
-    """pandas/numpy scalars back to Python values (whole floats read from CSV to ints)."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return value

@@ -1,0 +1,185 @@
+"""results.csv as trials finish, and the progress a caller sees while a study runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from hypertune import store
+from hypertune.config import StudyConfig
+from hypertune.space import ParamSpec, decode_config
+
+SEED_KEY = "seed"
+TRIAL_INDEX = "__trial_index__"  # set by Ray's Repeater on repeated searcher suggestions
+FINAL = (store.TERMINATED, store.ERROR, store.NAN)
+
+
+@dataclass
+class Progress:
+    """How far a study is; handed to the caller's progress function after every change."""
+
+    total: int
+    done: int = 0
+    running: int = 0
+    failed: int = 0
+    best: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def seed_of(config: Mapping[str, Any]) -> int:
+    """The seed of a trial: set by the grid/random space, or the Repeater's index."""
+    return int(config.get(SEED_KEY, config.get(TRIAL_INDEX, 0)))
+
+
+def trial_row(
+    trial: Any, specs: Mapping[str, ParamSpec], status: str | None = None
+) -> dict[str, Any]:
+    """One results.csv row from a Ray Tune trial (`status`: as known to the caller)."""
+    result = dict(trial.last_result or {})
+    searched = decode_config(trial.config, specs)
+    row: dict[str, Any] = {"trial_id": trial.trial_id}
+    metrics = {k: v for k, v in result.items() if k in _METRIC_COLUMNS}
+    status = status or trial.status
+    if status == store.TERMINATED and not all(store.finite(v) for v in metrics.values()):
+        status = store.NAN
+    row["status"] = status
+    row.update({name: searched.get(name) for name in specs})
+    row.update(metrics)
+    row["epochs"] = int(result.get("training_iteration", 0) or 0)
+    row["seed"] = seed_of(searched)
+    row["seconds"] = round(float(result.get("time_total_s", 0.0) or 0.0), 3)
+    if status == store.ERROR:
+        row["error"] = _last_line(trial.get_error())
+    return row
+
+
+_METRIC_COLUMNS = {
+    f"{name}{suffix}"
+    for name in ("train_loss", "valid_loss", "accuracy")
+    for suffix in ("", "_best")
+}
+
+
+def _number(value: Any) -> float:
+    return float(value) if store.finite(value) else float("nan")
+
+
+def _last_line(text: Any) -> str:
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "error"
+
+
+class ResultRecorder(tune.Callback):
+    """Writes results.csv as trials finish and feeds the progress function.
+
+    Rows already in results.csv (from before a crash) are kept as they are: a resumed study
+    never rewrites or duplicates a finished trial.
+    """
+
+    def __init__(
+        self, config: StudyConfig, path: Path, state: Progress, progress: ProgressFn | None
+    ) -> None:
+        self.config = config
+        self.path = path
+        self.state = state
+        self.progress = progress
+        self.rows: dict[str, dict[str, Any]] = {}
+        existing = store.read_results(path.parent, path.name)
+        for row in existing.to_dict("records"):
+            self.rows[str(row["trial_id"])] = {str(k): v for k, v in row.items()}
+        # Finished trials and their recorded metrics (NaN where none was recorded).
+        self.kept: dict[str, dict[str, float]] = {
+            key: {m: _number(row.get(m)) for m in sorted(_METRIC_COLUMNS)}
+            for key, row in self.rows.items()
+            if row["status"] in FINAL
+        }
+        self.incomplete: set[str] = set()  # trials stopped before their budget was done
+        self.active: set[str] = set()  # trials started and not yet ended
+        for kept in self.rows.values():
+            self._track_best(kept)
+        self._count()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles its callbacks with the experiment; a progress function (a closure over
+        # the terminal) need not survive that, and resume hands in a fresh recorder.
+        state = dict(self.__dict__)
+        state["progress"] = None
+        return state
+
+    def _record(self, trial: Any, status: str | None) -> None:
+        if trial.trial_id in self.kept:
+            return
+        row = trial_row(trial, self.config.space, status)
+        if row["status"] == store.TERMINATED and row["epochs"] < self.config.epochs:
+            # Stopped by an interrupt (Ray marks such trials TERMINATED): not a result of
+            # the full budget. Left out, so that `resume` trains it again.
+            self.incomplete.add(row["trial_id"])
+            return
+        self.rows[row["trial_id"]] = row
+        self._track_best(row)
+
+    def _track_best(self, row: Mapping[str, Any]) -> None:
+        value: Any = row.get(self.config.metric.tune_metric)
+        if row["status"] == store.TERMINATED and store.finite(value):
+            better = min if self.config.metric.direction == "min" else max
+            best = self.state.best
+            self.state.best = float(value) if best is None else better(best, float(value))
+
+    @property
+    def finished(self) -> int:
+        """Trials with a final row (TERMINATED, ERROR or NAN)."""
+        return sum(1 for r in self.rows.values() if r["status"] in FINAL)
+
+    def _save(self) -> None:
+        store.write_results(self.path, list(self.rows.values()), list(self.config.space))
+
+    def _count(self) -> None:
+        # Ray calls on_trial_start before it marks the trial RUNNING, so count our own set.
+        self.state.running = len(self.active)
+        self.state.done = sum(1 for r in self.rows.values() if r["status"] in FINAL)
+        self.state.failed = sum(
+            1 for r in self.rows.values() if r["status"] in (store.ERROR, store.NAN)
+        )
+
+    def _tell(self) -> None:
+        self._count()
+        if self.progress is not None:
+            self.progress(self.state)
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.active.add(trial.trial_id)
+        self._tell()
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.active.discard(trial.trial_id)
+        self._record(trial, store.TERMINATED)
+        self._save()
+        self._tell()
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.active.discard(trial.trial_id)
+        self._record(trial, store.ERROR)
+        self._save()
+        self._tell()
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        for trial in trials:
+            if trial.status in ("TERMINATED", "ERROR"):
+                self._record(trial, None)
+            else:
+                self.incomplete.add(trial.trial_id)
+        self.active.clear()
+        self._save()
+        self._tell()

@@ -1,0 +1,55 @@
+"""Retrain one recorded trial from study.json and results.csv alone, without Ray."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from hypertune import store
+from hypertune.config import from_dict
+from hypertune.data import load_dataset
+from hypertune.errors import StudyError
+from hypertune.space import decode_config
+from hypertune.train import TrainSettings, fit
+
+
+def rerun_trial(
+    storage: str | Path, name: str, trial_id: str
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Retrain one recorded trial from study.json and results.csv alone, without Ray.
+
+    Returns the new last-epoch metrics and the recorded row.
+
+    Raises:
+        StudyError: no such study or trial, or the data changed since the study ran.
+    """
+    meta = store.read_study(storage, name)
+    config = from_dict(meta["config"])
+    results = store.read_results(storage, name)
+    match = results[results["trial_id"].astype(str) == str(trial_id)]
+    if match.empty:
+        known = ", ".join(results["trial_id"].astype(str).head(10))
+        raise StudyError(f"trial '{trial_id}' not in study '{name}'; trials: {known}")
+    row = {str(k): v for k, v in match.iloc[0].to_dict().items()}
+    data = load_dataset(config.data, **config.data_options)
+    recorded = meta.get("data", {}).get("fingerprint")
+    if recorded and data.fingerprint != recorded:
+        raise StudyError(
+            f"study '{name}': the data changed since it ran (fingerprint {data.fingerprint}, "
+            f"recorded {recorded}); a rerun could not match"
+        )
+    searched = {p: _native(row[p]) for p in config.space}
+    trial = decode_config({**config.hyperparameters(), **searched}, config.space)
+    settings = TrainSettings(epochs=config.epochs, threads=max(1, int(config.cpus_per_trial)))
+    metrics = fit(trial, data, settings, seed=int(row.get("seed", 0)))
+    return metrics, row
+
+
+def _native(value: Any) -> Any:
+    """pandas/numpy scalars back to Python values (whole floats read from CSV to ints)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value

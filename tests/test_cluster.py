@@ -1,0 +1,99 @@
+"""A study run on an existing Ray cluster through `--address` (a local head on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _processes_under(folder: str) -> list[int]:
+    """Ids of the processes whose command line names `folder` (this head's session)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if folder.encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def _stop_head(folder: str) -> None:
+    """Stop this head's processes by id (`ray stop` would stop every Ray on the machine)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _processes_under(folder):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 10
+        while _processes_under(folder) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def ray_head() -> Iterator[tuple[str, Path]]:
+    """`ray start --head` on a free port; yields its address and session folder, then stops it."""
+    # A short folder of its own: Ray's socket paths must stay under 108 characters.
+    temp = tempfile.mkdtemp(prefix="ht-ray-", dir="/tmp")
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    started = subprocess.run(
+        [
+            RAY,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--node-ip-address=127.0.0.1",
+            "--disable-usage-stats",
+            "--include-dashboard=false",
+            f"--temp-dir={temp}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        assert started.returncode == 0, started.stderr
+        yield address, Path(temp)
+    finally:
+        _stop_head(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_study_runs_on_a_cluster_through_address(
+    ray_head: tuple[str, Path], tiny_study: Path, tmp_path: Path
+) -> None:
+    address, session = ray_head
+    done = run_cli("run", str(tiny_study), "--smoke", "--address", address, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    results = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
+    assert len(results) == 2 and set(results["status"]) == {"TERMINATED"}
+    # The trials ran in workers of the cluster's node, not on a Ray the driver started itself.
+    assert list(session.glob("session_*/logs/worker-*"))

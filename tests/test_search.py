@@ -1,0 +1,170 @@
+"""Each search strategy on a tiny study, faulty trials, identical reruns, and refusals.
+
+The studies run in-process on the session's one Ray (the `ray_session` fixture); each trains
+small GRUs for one epoch on the embedded digits data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hypertune import store
+from hypertune.cli import main
+from hypertune.config import from_dict
+from hypertune.errors import SpaceError, StudyError
+from hypertune.search import rerun_trial, run_study
+from hypertune.space import to_domain
+
+BASE = {
+    "study": {"data": "digits-seq", "epochs": 1, "metric": "valid_loss:min"},
+    "model": {"architecture": "gru", "hidden_size": 8, "lr": 0.01, "batch_size": 128},
+    "resources": {"cpus_per_trial": 1},
+}
+
+
+def study(name: str, search: str, space: dict, **study_keys: object) -> object:
+    raw = json.loads(json.dumps(BASE))
+    raw["study"].update(name=name, search=search, **study_keys)
+    raw["space"] = space
+    return from_dict(raw)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_failed_trials_are_recorded_and_the_study_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Plain SGD with lr=1e37 overflows the loss to inf (a non-finite trial); lr=1e39 cannot
+    # even be applied to float32 weights, so torch raises inside optimizer.step() at train time.
+    config = study("faults", "grid", {"lr": [0.05, 1e37, 1e39]})
+    config.model["optimizer"] = "sgd"
+    path = run_study(config, tmp_path)
+    results = pd.read_csv(path / "results.csv").set_index("lr")
+    assert results.loc[0.05, "status"] == "TERMINATED"
+    assert results.loc[1e37, "status"] == "NAN"
+    assert results.loc[1e39, "status"] == "ERROR"
+    assert "overflow" in results.loc[1e39, "error"]
+    assert len(results.loc[1e39, "error"].splitlines()) == 1
+    meta = json.loads((path / "study.json").read_text())
+    assert meta["status"] == "finished"
+    assert (meta["search"], meta["metric"], meta["mode"], meta["seeds"]) == (
+        "grid",
+        "valid_loss",
+        "min",
+        [0],
+    )
+    assert from_dict(meta["config"]) == config  # the config as run, complete
+    assert {"commit", "dirty", "diff_sha256"} <= set(meta["git"])
+    assert {"python", "torch", "ray", "hypertune"} <= set(meta["versions"])
+    assert meta["data"]["fingerprint"]
+
+    assert main(["show", "faults", "--storage", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[1].split()[1] == "TERMINATED"  # finished trials first
+    assert "3 trials: 1 TERMINATED, 1 NAN, 1 ERROR" in err
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_random_search_is_seeded_and_reruns_identically(tmp_path: Path) -> None:
+    space = {"lr": {"low": 1e-3, "high": 1e-1, "log": True}, "hidden_size": "4:16"}
+    runs = []
+    for name in ("first", "second"):
+        path = run_study(study(name, "random", space, samples=2, seeds=2), tmp_path)
+        runs.append(pd.read_csv(path / "results.csv"))
+    first, second = runs
+    assert len(first) == 4 and set(first["status"]) == {"TERMINATED"}
+    assert first["lr"].between(1e-3, 1e-1).all()
+    assert first["hidden_size"].between(4, 16).all()
+    assert pd.api.types.is_integer_dtype(first["hidden_size"])
+    # Each configuration runs once per seed, with the same values.
+    assert sorted(first.groupby(["lr", "hidden_size"])["seed"].apply(sorted)) == [[0, 1]] * 2
+
+    key = ["lr", "hidden_size", "seed"]
+    merged = first.merge(second, on=key, suffixes=("_a", "_b"))
+    assert len(merged) == 4
+    for metric in ("train_loss", "valid_loss", "accuracy"):
+        assert (merged[f"{metric}_a"] == merged[f"{metric}_b"]).all(), metric
+
+    recorded = first.iloc[-1]
+    metrics, row = rerun_trial(tmp_path, "first", str(recorded["trial_id"]))
+    assert int(row["seed"]) == int(recorded["seed"])
+    assert metrics["valid_loss"] == pytest.approx(recorded["valid_loss"], rel=1e-6)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_bayes_rounds_integers_within_the_range(tmp_path: Path) -> None:
+    # A range string becomes a domain over its bounds; BayesOpt samples floats, the trainable
+    # rounds them for the integer parameter, and results.csv records what was trained.
+    space = {"hidden_size": "4:4:16", "lr": {"low": 1e-3, "high": 1e-1, "log": True}}
+    path = run_study(study("bayes", "bayes", space, samples=3), tmp_path)
+    results = pd.read_csv(path / "results.csv")
+    assert len(results) == 3 and set(results["status"]) == {"TERMINATED"}
+    assert pd.api.types.is_integer_dtype(results["hidden_size"])
+    assert results["hidden_size"].between(4, 16).all()
+    assert results["lr"].between(1e-3, 1e-1).all()
+    assert len(set(results["lr"])) == 3  # suggestions, not one repeated point
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_hyperopt_repeats_each_suggestion_per_seed(tmp_path: Path) -> None:
+    space = {"num_layers": [1, 2], "lr": {"low": 1e-3, "high": 1e-1, "log": True}}
+    path = run_study(study("tpe", "hyperopt", space, samples=2, seeds=2), tmp_path)
+    results = pd.read_csv(path / "results.csv")
+    assert len(results) == 4 and set(results["status"]) == {"TERMINATED"}
+    assert set(results["num_layers"]) <= {1, 2}
+    groups = results.groupby(["num_layers", "lr"])["seed"].apply(sorted).tolist()
+    assert groups == [[0, 1]] * 2 or groups == [[0, 1, 0, 1]]
+
+
+def test_model_based_searchers_are_limited_to_the_free_slots() -> None:
+    from ray.tune.search import ConcurrencyLimiter
+
+    from hypertune.search.run import _searcher
+
+    for search in ("bayes", "hyperopt"):
+        config = study("s", search, {"lr": {"low": 1e-3, "high": 1e-1}}, samples=5, seeds=2)
+        space = {n: to_domain(s, search) for n, s in config.space.items()}
+        searcher, samples = _searcher(config, space, "valid_loss_best", "min", slots=3)
+        assert isinstance(searcher, ConcurrencyLimiter)
+        assert searcher.max_concurrent == 3
+        assert samples == 10
+
+
+def test_bayes_refuses_categories_before_anything_runs(tmp_path: Path) -> None:
+    config = study("cats", "bayes", {"norm": ["none", "layernorm"]})
+    with pytest.raises(SpaceError, match=r"space\.norm: Bayesian search cannot sample categories"):
+        run_study(config, tmp_path)
+    assert not (tmp_path / "cats").exists()
+    assert store.known_studies(tmp_path) == []
+
+
+def test_unreachable_cluster_is_refused_before_the_study_exists(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = study("far", "grid", {"num_layers": [1]})
+    with pytest.raises(
+        StudyError, match=rf"--address: cannot reach a Ray cluster at 127\.0\.0\.1:{port}"
+    ):
+        run_study(config, tmp_path, address=f"127.0.0.1:{port}")
+    assert not (tmp_path / "far").exists()
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_grid_runs_every_combination_once_per_seed(tmp_path: Path) -> None:
+    path = run_study(study("seeds", "grid", {"num_layers": [1, 2]}, seeds=2), tmp_path)
+    results = pd.read_csv(path / "results.csv")
+    assert sorted(zip(results["num_layers"], results["seed"], strict=True)) == [
+        (1, 0),
+        (1, 1),
+        (2, 0),
+        (2, 1),
+    ]
+    # The seed changes the initial weights and batch order, so the metrics differ.
+    one = results[results["num_layers"] == 1]
+    assert one["valid_loss"].nunique() == 2
