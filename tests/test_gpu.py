@@ -46,6 +46,17 @@ def test_gpus_per_trial_without_a_gpu_is_refused(ray_session: None, tmp_path: Pa
         run_study(from_dict(study(0.25)), tmp_path)
 
 
+@pytest.mark.skipif(HAS_GPU, reason="checks the refusal on a machine without a GPU")
+def test_cli_refuses_gpus_before_the_study_folder_exists(tiny_study: Path, tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    done = run_cli("run", str(tiny_study), "--gpus-per-trial", "0.25", cwd=tmp_path)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == "error: resources.gpus_per_trial: no GPU on this machine; use 0"
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU")
 def test_fractional_gpus_pack_trials_on_one_gpu(ray_session: None, tmp_path: Path) -> None:
     import pandas as pd

@@ -41,7 +41,9 @@ def rerun_trial(
         )
     searched = {p: _native(row[p]) for p in config.space}
     trial = decode_config({**config.hyperparameters(), **searched}, config.space)
-    settings = TrainSettings(epochs=config.epochs, threads=max(1, int(config.cpus_per_trial)))
+    settings = TrainSettings(
+        epochs=config.epochs, threads=max(1, int(config.cpus_per_trial)), trainer=config.trainer
+    )
     metrics = fit(trial, data, settings, seed=int(row.get("seed", 0)))
     return metrics, row
 

@@ -64,6 +64,7 @@ def run_study(
     data = load_dataset(config.data, **config.data_options)
     preflight(config, data)
     check_address(address)
+    _check_local_gpu(config, address)
     path = store.create_study_dir(storage, config.name)
     meta = {
         "name": config.name,
@@ -349,6 +350,18 @@ def _init_ray(address: str | None) -> bool:
     except ConnectionError as exc:
         raise StudyError(f"--address: cannot reach a Ray cluster at {address} ({exc})") from exc
     return True
+
+
+def _check_local_gpu(config: StudyConfig, address: str | None) -> None:
+    """Refuse GPUs per trial on a local run without a GPU before the study folder exists."""
+    if config.gpus_per_trial <= 0 or address or os.environ.get("RAY_ADDRESS"):
+        return
+    if ray.is_initialized():
+        return  # _free_slots asks the running cluster
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError("resources.gpus_per_trial: no GPU on this machine; use 0")
 
 
 def _free_slots(config: StudyConfig) -> int:
