@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hypertune.errors import HypertuneError
+from hypertune.errors import HypertuneError, ReportError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -179,10 +179,22 @@ def _finish(path: Path, args: argparse.Namespace) -> int:
     results = read_results(args.storage, path.name)
     counts = results["status"].value_counts().to_dict() if len(results) else {}
     print(f"{len(results)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    ranked = sort_results(results, meta, None) if len(results) else results
+    if len(ranked) and ranked.iloc[0]["status"] == "TERMINATED":
+        best = ranked.iloc[0]
+        objective = meta["metric"] if meta["mode"] == "last" else f"{meta['metric']}_best"
+        values = ", ".join(f"{p}={best[p]}" for p in meta["params"])
+        score = float(best[objective])
+        print(f"best: {values} -> {objective} = {score:.4g} (trial {best['trial_id']})")
     print(f"results: {path / 'results.csv'}")
-    written = _write_report(meta, results, args, x=None, y=None, metric=None, agg=None)
+    try:
+        written = _write_report(meta, results, args, x=None, y=None, metric=None, agg=None)
+    except ReportError as exc:
+        # The study itself is complete and stored; only its pictures cannot be drawn.
+        print(f"warning: no report drawn: {exc}", file=sys.stderr)
+        return 0
     for item in written:
-        print(f"heatmap: {item}")
+        print(f"report: {item}")
     return 0
 
 
@@ -213,7 +225,6 @@ def sort_results(results: pd.DataFrame, meta: dict[str, Any], column: str | None
     import pandas as pd
 
     from hypertune.config import METRICS
-    from hypertune.errors import ReportError
 
     objective = meta["metric"] if meta["mode"] == "last" else f"{meta['metric']}_best"
     column = column or objective
@@ -238,8 +249,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     meta = read_study(args.storage, args.name)
     results = read_results(args.storage, args.name)
     if (args.x is None) != (args.y is None):
-        from hypertune.errors import ReportError
-
         raise ReportError("--x and --y go together; give both, or neither for every pair")
     written = _write_report(meta, results, args, args.x, args.y, args.metric, args.agg)
     for item in written:
