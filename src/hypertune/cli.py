@@ -161,11 +161,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from hypertune.config import objective_column
     from hypertune.search import resume_study
     from hypertune.store import read_study
 
     meta = read_study(args.storage, args.name)
-    line = ProgressLine(meta["metric"] + ("" if meta["mode"] == "last" else "_best"))
+    line = ProgressLine(objective_column(meta))
     path = resume_study(args.storage, args.name, args.address, progress=line)
     line.close()
     return _finish(path, args)
@@ -173,6 +174,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _finish(path: Path, args: argparse.Namespace) -> int:
     """After a run: the best trial, the files, and the heatmaps."""
+    from hypertune.config import objective_column
     from hypertune.store import read_results, read_study
 
     meta = read_study(args.storage, path.name)
@@ -182,7 +184,7 @@ def _finish(path: Path, args: argparse.Namespace) -> int:
     ranked = sort_results(results, meta, None) if len(results) else results
     if len(ranked) and ranked.iloc[0]["status"] == "TERMINATED":
         best = ranked.iloc[0]
-        objective = meta["metric"] if meta["mode"] == "last" else f"{meta['metric']}_best"
+        objective = objective_column(meta)
         values = ", ".join(f"{p}={best[p]}" for p in meta["params"])
         score = float(best[objective])
         print(f"best: {values} -> {objective} = {score:.4g} (trial {best['trial_id']})")
@@ -224,9 +226,9 @@ def sort_results(results: pd.DataFrame, meta: dict[str, Any], column: str | None
     """Finished trials best first by `column` (default: the objective); others after them."""
     import pandas as pd
 
-    from hypertune.config import METRICS
+    from hypertune.config import METRICS, objective_column
 
-    objective = meta["metric"] if meta["mode"] == "last" else f"{meta['metric']}_best"
+    objective = objective_column(meta)
     column = column or objective
     if column not in results.columns:
         raise ReportError(

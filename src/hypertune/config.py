@@ -117,6 +117,11 @@ class StudyConfig:
         }
 
 
+def objective_column(meta: Mapping[str, Any]) -> str:
+    """The results column a stored study optimised (from study.json's metric and mode)."""
+    return Metric(meta["metric"], meta["mode"]).tune_metric
+
+
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:
     """Read a study file, apply CLI overrides and validate the result.
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from hypertune.config import METRICS
+from hypertune.config import METRICS, objective_column
 from hypertune.errors import ReportError
 from hypertune.report.frame import HeatmapInfo, describe, heatmap_info, usable_trials
 from hypertune.report.interaction import interaction_scores
@@ -60,7 +60,7 @@ def report_metric(meta: Mapping[str, Any], metric: str | None = None) -> tuple[s
 
     Default: the study's [report] metric, else its objective (`<metric>_best` unless mode last).
     """
-    objective = meta["metric"] if meta["mode"] == "last" else f"{meta['metric']}_best"
+    objective = objective_column(meta)
     chosen = metric or meta.get("config", {}).get("report", {}).get("metric") or objective
     if chosen == objective:
         return chosen, str(meta["direction"])

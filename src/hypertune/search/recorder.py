@@ -11,7 +11,7 @@ from typing import Any
 from ray import tune
 
 from hypertune import store
-from hypertune.config import StudyConfig
+from hypertune.config import METRICS, StudyConfig
 from hypertune.space import ParamSpec, decode_config
 
 SEED_KEY = "seed"
@@ -65,11 +65,7 @@ def trial_row(
     return row
 
 
-_METRIC_COLUMNS = {
-    f"{name}{suffix}"
-    for name in ("train_loss", "valid_loss", "accuracy")
-    for suffix in ("", "_best")
-}
+_METRIC_COLUMNS = {f"{name}{suffix}" for name in METRICS for suffix in ("", "_best")}
 
 
 def _number(value: Any) -> float:
@@ -148,7 +144,7 @@ class ResultRecorder(tune.Callback):
     def _count(self) -> None:
         # Ray calls on_trial_start before it marks the trial RUNNING, so count our own set.
         self.state.running = len(self.active)
-        self.state.done = sum(1 for r in self.rows.values() if r["status"] in FINAL)
+        self.state.done = self.finished
         self.state.failed = sum(
             1 for r in self.rows.values() if r["status"] in (store.ERROR, store.NAN)
         )
