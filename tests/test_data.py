@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +165,21 @@ def test_lengths_are_kept_only_where_sequences_differ() -> None:
     assert sorted(torch.cat([ragged.lengths_train, ragged.lengths_valid]).tolist()) == sorted(
         (np.arange(20) % 5 + 1).tolist()
     )
+
+
+def test_digits_are_scikit_learns_digits_read_without_importing_it() -> None:
+    from sklearn.datasets import load_digits
+
+    from hypertune.data import core
+
+    features, labels = core._digits()
+    digits = load_digits()
+    np.testing.assert_array_equal(features, (digits.data / 16.0).astype(np.float32))
+    np.testing.assert_array_equal(labels, digits.target)
+    # In a fresh interpreter, loading the embedded dataset leaves scikit-learn unimported.
+    code = (
+        "import sys; from hypertune.data import load_dataset; load_dataset('digits-seq'); "
+        "print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
