@@ -33,6 +33,38 @@ def study(name: str, search: str, space: dict, **study_keys: object) -> object:
     return from_dict(raw)
 
 
+def scalar_tags(event_file: Path) -> dict[str, list[int]]:
+    """Tag -> steps of the scalars in one TensorBoard event file (TFRecord framing)."""
+    from tensorboardX.proto import event_pb2
+
+    tags: dict[str, list[int]] = {}
+    data = event_file.read_bytes()
+    at = 0
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 8], "little")
+        event = event_pb2.Event.FromString(data[at + 12 : at + 12 + length])
+        at += 12 + length + 4
+        for value in event.summary.value:
+            if value.HasField("simple_value"):
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_each_trial_logs_its_metrics_per_epoch_to_tensorboard(tmp_path: Path) -> None:
+    path = run_study(study("tb", "grid", {"hidden_size": [4, 8]}, epochs=2), tmp_path)
+    event_files = sorted((path / "ray").glob("*/events.out.tfevents.*"))
+    assert len(event_files) == 2  # one per trial
+    for event_file in event_files:
+        tags = scalar_tags(event_file)
+        assert tags["ray/tune/valid_loss"] == [1, 2]
+        assert tags["ray/tune/accuracy_best"] == [1, 2]
+        # Ray's timers and counters are left out; only hypertune's metrics are logged.
+        assert {t.rsplit("/", 1)[1] for t in tags} == {
+            f"{m}{s}" for m in ("train_loss", "valid_loss", "accuracy") for s in ("", "_best")
+        }
+
+
 @pytest.mark.usefixtures("ray_session")
 def test_failed_trials_are_recorded_and_the_study_goes_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -10,9 +10,7 @@ and `resume_study` picks up the rest from Ray's experiment checkpoint.
 from __future__ import annotations
 
 import itertools
-import logging
 import os
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,8 @@ from ray import tune
 from hypertune import provenance, store
 from hypertune.config import StudyConfig, from_dict
 from hypertune.data import DataBundle, load_dataset
-from hypertune.errors import ConfigError, StudyError
+from hypertune.errors import StudyError
+from hypertune.search import cluster
 from hypertune.search.recorder import (
     SEED_KEY,
     Progress,
@@ -31,6 +30,7 @@ from hypertune.search.recorder import (
     ResultRecorder,
     seed_of,
 )
+from hypertune.search.tblog import MetricsTensorBoard
 from hypertune.space import ParamSpec, decode_config, grid_size, sample_configs, to_domain
 from hypertune.train import TrainSettings, check_config, fit
 
@@ -63,8 +63,8 @@ def run_study(
     """
     data = load_dataset(config.data, **config.data_options)
     preflight(config, data)
-    check_address(address)
-    _check_local_gpu(config, address)
+    cluster.check_address(address)
+    cluster.check_local_gpu(config, address)
     path = store.create_study_dir(storage, config.name)
     meta = {
         "name": config.name,
@@ -98,7 +98,7 @@ def resume_study(
     if meta.get("status") == "finished":
         raise StudyError(f"study '{name}' has finished; nothing to resume")
     config = from_dict(meta["config"])
-    check_address(address)
+    cluster.check_address(address)
     data = load_dataset(config.data, **config.data_options)
     if data.fingerprint != meta["data"]["fingerprint"]:
         raise StudyError(
@@ -173,9 +173,9 @@ def _execute(
     restore: bool,
 ) -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
-    started_here = _init_ray(address)
+    started_here = cluster.start(address)
     try:
-        slots = _free_slots(config)
+        slots = cluster.free_slots(config)
         recorder = ResultRecorder(config, path, Progress(planned_trials(config)), progress)
         settings = TrainSettings(
             epochs=config.epochs,
@@ -228,18 +228,23 @@ def _execute(
 
 
 def _loggers(path: Path, config: StudyConfig, meta: Mapping[str, Any]) -> list[Any]:
-    """MLflow logging when the study asked for it (Ray adds TensorBoard, CSV and JSON itself)."""
+    """TensorBoard logs of the metrics, and MLflow when the study asked for it.
+
+    Ray adds its CSV and JSON loggers itself (progress.csv, result.json in each trial folder).
+    """
+    loggers: list[Any] = [MetricsTensorBoard()]
     if not meta.get("mlflow"):
-        return []
+        return loggers
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     return [
+        *loggers,
         MLflowLoggerCallback(
             tracking_uri=(path / "mlflow").resolve().as_uri(),
             experiment_name=config.name,
             tags={"study": config.name, "search": config.search},
             save_artifact=False,
-        )
+        ),
     ]
 
 
@@ -311,69 +316,3 @@ def _searcher(
 
         searcher = Repeater(searcher, repeat=config.seeds, set_index=True)
     return ConcurrencyLimiter(searcher, max_concurrent=slots), config.samples * config.seeds
-
-
-def check_address(address: str | None) -> None:
-    """Refuse an unreachable HOST:PORT at once (Ray itself would retry for minutes).
-
-    Raises:
-        StudyError: nothing listens at the address given or in RAY_ADDRESS.
-    """
-    target = address or os.environ.get("RAY_ADDRESS") or ""
-    host, sep, port = target.rpartition(":")
-    if not sep or "://" in target or not port.isdigit():
-        return  # no address, "auto", "local", or a ray:// client address: Ray decides
-    try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-    except OSError as exc:
-        raise StudyError(
-            f"--address: cannot reach a Ray cluster at {target} ({exc.strerror or exc}); "
-            "start one with `ray start --head` or check the address"
-        ) from exc
-
-
-def _init_ray(address: str | None) -> bool:
-    """Start (or join, with `address` or RAY_ADDRESS) Ray; True if this call started it."""
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    # The classic reporter honours verbose=0; the CLI shows its own progress line.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    try:
-        ray.init(
-            address=address or os.environ.get("RAY_ADDRESS"),
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-            configure_logging=True,
-        )
-    except ConnectionError as exc:
-        raise StudyError(f"--address: cannot reach a Ray cluster at {address} ({exc})") from exc
-    return True
-
-
-def _check_local_gpu(config: StudyConfig, address: str | None) -> None:
-    """Refuse GPUs per trial on a local run without a GPU before the study folder exists."""
-    if config.gpus_per_trial <= 0 or address or os.environ.get("RAY_ADDRESS"):
-        return
-    if ray.is_initialized():
-        return  # _free_slots asks the running cluster
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ConfigError("resources.gpus_per_trial: no GPU on this machine; use 0")
-
-
-def _free_slots(config: StudyConfig) -> int:
-    """Trials that fit at once on the cluster's CPUs and GPUs."""
-    resources = ray.cluster_resources()
-    limits = []
-    if config.cpus_per_trial > 0:
-        limits.append(int(resources.get("CPU", 1) // config.cpus_per_trial))
-    if config.gpus_per_trial > 0:
-        gpus = resources.get("GPU", 0)
-        if gpus <= 0:
-            raise ConfigError("resources.gpus_per_trial: no GPU in the Ray cluster; use 0")
-        limits.append(int(gpus // config.gpus_per_trial))
-    slots = max(1, min(limits) if limits else 1)
-    return min(slots, config.max_concurrent) if config.max_concurrent else slots
