@@ -8,8 +8,10 @@ DataLoader.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,8 @@ from hypertune.errors import ConfigError
 from hypertune.models import TRAINER_KEYS, create_model, resolve_config
 
 Report = Callable[[dict[str, float]], None]
+# Reported with each epoch: seconds of training so far (the per-process warm-up left out).
+SECONDS = "train_seconds"
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
@@ -96,6 +100,8 @@ def fit(
         from hypertune.trainers import fit_mltrainer  # imports mlflow: only when asked for
 
         return fit_mltrainer(dict(config), data, settings, seed, report)
+    warm_up()
+    started = time.perf_counter()
     seed_everything(seed)
     torch.set_num_threads(max(1, settings.threads))
     device = torch.device(settings.device)
@@ -116,10 +122,23 @@ def fit(
         best = update_best(best, metrics)
         metrics.update({f"{k}_best": v for k, v in best.items()})
         if report is not None:
-            report(dict(metrics))
+            report({**metrics, SECONDS: time.perf_counter() - started})
         if not all(math.isfinite(v) for v in (train_loss, valid_loss)):
             break
     return metrics
+
+
+@functools.cache  # once per process
+def warm_up() -> None:
+    """Pay torch's one-time costs once per process, before any trial's clock starts.
+
+    The first optimizer step of a process imports torch._dynamo (about a second); without this,
+    the first trial of every Ray worker would be timed that much slower than the others.
+    """
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=0.0)
+    (weight * 2.0).sum().backward()
+    optimizer.step()
 
 
 def _forward(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:

@@ -13,6 +13,7 @@ from ray import tune
 from hypertune import store
 from hypertune.config import METRICS, StudyConfig
 from hypertune.space import ParamSpec, decode_config
+from hypertune.train import SECONDS
 
 SEED_KEY = "seed"
 TRIAL_INDEX = "__trial_index__"  # set by Ray's Repeater on repeated searcher suggestions
@@ -59,7 +60,9 @@ def trial_row(
     row.update(metrics)
     row["epochs"] = int(result.get("training_iteration", 0) or 0)
     row["seed"] = seed_of(searched)
-    row["seconds"] = round(float(result.get("time_total_s", 0.0) or 0.0), 3)
+    # Our loop times its own training; other trainers fall back to Ray's clock.
+    seconds = result.get(SECONDS, result.get("time_total_s", 0.0))
+    row["seconds"] = round(float(seconds or 0.0), 3)
     if status == store.ERROR:
         row["error"] = _last_line(trial.get_error())
     return row
