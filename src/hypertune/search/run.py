@@ -30,6 +30,7 @@ from hypertune.search.recorder import (
     ResultRecorder,
     seed_of,
 )
+from hypertune.search.relay import relay
 from hypertune.search.tblog import MetricsTensorBoard
 from hypertune.space import ParamSpec, decode_config, grid_size, sample_configs, to_domain
 from hypertune.train import TrainSettings, check_config, fit
@@ -160,7 +161,7 @@ def train_trial(
     searched = decode_config(config, specs)
     seed = seed_of(searched)
     trial = {k: v for k, v in searched.items() if not k.startswith("__") and k != SEED_KEY}
-    fit({**fixed, **trial}, data, settings, seed=seed, report=tune.report)
+    relay(lambda put: fit({**fixed, **trial}, data, settings, seed=seed, report=put), tune.report)
 
 
 def _execute(
