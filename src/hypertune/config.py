@@ -19,6 +19,8 @@ from hypertune.space import SEARCHES, ParamSpec, from_toml, parse_assignment
 
 # Metrics every trainer reports each epoch, with the direction in which they improve.
 METRICS = {"train_loss": "min", "valid_loss": "min", "accuracy": "max"}
+# What every trial reports and results.csv keeps: each metric's last value and its running best.
+METRIC_COLUMNS = frozenset(f"{name}{suffix}" for name in METRICS for suffix in ("", "_best"))
 MODES = ("min", "max", "last")
 TRAINERS = ("hypertune", "mltrainer")
 AGGREGATES = ("mean", "median", "min", "max")

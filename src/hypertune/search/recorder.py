@@ -11,7 +11,7 @@ from typing import Any
 from ray import tune
 
 from hypertune import store
-from hypertune.config import METRICS, StudyConfig
+from hypertune.config import METRIC_COLUMNS, StudyConfig
 from hypertune.space import ParamSpec, decode_config
 from hypertune.train import SECONDS
 
@@ -51,7 +51,7 @@ def trial_row(
     result = dict(trial.last_result or {})
     searched = decode_config(trial.config, specs)
     row: dict[str, Any] = {"trial_id": trial.trial_id}
-    metrics = {k: v for k, v in result.items() if k in _METRIC_COLUMNS}
+    metrics = {k: v for k, v in result.items() if k in METRIC_COLUMNS}
     status = status or trial.status
     if status == store.TERMINATED and not all(store.finite(v) for v in metrics.values()):
         status = store.NAN
@@ -66,9 +66,6 @@ def trial_row(
     if status == store.ERROR:
         row["error"] = _last_line(trial.get_error())
     return row
-
-
-_METRIC_COLUMNS = {f"{name}{suffix}" for name in METRICS for suffix in ("", "_best")}
 
 
 def _number(value: Any) -> float:
@@ -100,7 +97,7 @@ class ResultRecorder(tune.Callback):
             self.rows[str(row["trial_id"])] = {str(k): v for k, v in row.items()}
         # Finished trials and their recorded metrics (NaN where none was recorded).
         self.kept: dict[str, dict[str, float]] = {
-            key: {m: _number(row.get(m)) for m in sorted(_METRIC_COLUMNS)}
+            key: {m: _number(row.get(m)) for m in sorted(METRIC_COLUMNS)}
             for key, row in self.rows.items()
             if row["status"] in FINAL
         }

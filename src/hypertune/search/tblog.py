@@ -6,9 +6,7 @@ from typing import Any
 
 from ray.tune.logger import TBXLoggerCallback
 
-from hypertune.config import METRICS
-
-_LOGGED = {f"{name}{suffix}" for name in METRICS for suffix in ("", "_best")}
+from hypertune.config import METRIC_COLUMNS
 
 
 class MetricsTensorBoard(TBXLoggerCallback):
@@ -26,7 +24,7 @@ class MetricsTensorBoard(TBXLoggerCallback):
         step = result.get("training_iteration", iteration)
         writer = self._trial_writer[trial]
         kept = {}
-        for name in sorted(_LOGGED & result.keys()):
+        for name in sorted(METRIC_COLUMNS & result.keys()):
             value = result[name]
             if isinstance(value, int | float):
                 writer.add_scalar(f"ray/tune/{name}", value, global_step=step)
