@@ -237,7 +237,7 @@ def _draw_page(fig: Any, content: ReportContent) -> None:
     for index, name in enumerate(list(content.mains)[: SMALL_HEATMAPS - len(small)]):
         ax = fig.add_axes(_small_slot(len(small) + index))
         plot_main_effect(content.mains[name], ax, content.direction)
-        ax.set_title(f"main effect of {name} (others pooled, ±std)", fontsize=8)
+        ax.set_title(f"main effect of {name}\n(others pooled, ± std)", fontsize=8)
     table_ax = fig.add_axes((0.06, 0.05, 0.88, 0.13))
     table_ax.set_axis_off()
     _draw_ranking(table_ax, content)
