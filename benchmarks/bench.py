@@ -13,7 +13,8 @@ peak memory (this process plus all its children, Ray's included) is sampled whil
     overhead   = hypertune_s - floor_s / concurrent_trials
 
 Then each study runs once more through the CLI in a fresh process (end to end). The 80-epoch MLP
-grid skips the course-style way: it is there to show which part of the overhead is fixed.
+grid skips the course-style way: it is there to split the overhead into a fixed part and a
+part per epoch.
 
 The table goes to stdout and to benchmarks/results.md with the machine and the date.
 Usage: python benchmarks/bench.py [--only NAME ...] [--out benchmarks/results.md]
@@ -48,7 +49,8 @@ STUDIES = {
     "default (GRU grid)": (ROOT / "configs" / "default.toml", None),
     "MLP grid": (MLP_GRID, None),
     "CNN random": (ROOT / "benchmarks" / "cnn_random.toml", None),
-    # The same grid with 4x the training: what stays constant is the fixed cost per study.
+    # The same grid with 4x the training: beside the 20-epoch run, it splits the overhead into
+    # a part fixed per study and a part per epoch.
     "MLP grid, 80 epochs": (MLP_GRID, 80),
 }
 # Its course-style run would take minutes and shows nothing the 20-epoch one does not.
