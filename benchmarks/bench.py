@@ -5,8 +5,9 @@ For each reference study, the same trial configurations run
   2. course-style: a plain Ray Tune script with default settings (no actor reuse, data loaded
                    inside each trial, a DataLoader, a tqdm bar per epoch);
   3. hypertune:    `hypertune.search.run_study`.
-Ray is started once before the Ray ways (its start-up is printed separately), and each way's
-peak memory (this process plus all its children, Ray's included) is sampled while it runs.
+Ray is started once before the Ray ways, as `hypertuner.py run` starts it (its start-up is
+printed separately), and each way's peak memory (this process plus all its children, Ray's
+included) is sampled while it runs.
 
     efficiency = floor_s / (hypertune_s * concurrent_trials)
     speedup    = course_style_s / hypertune_s
@@ -284,8 +285,10 @@ def main() -> int:
     args = parser.parse_args()
     import ray
 
+    from hypertune.search import cluster
+
     start = time.perf_counter()
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    cluster.start(None)  # as `hypertuner.py run` starts it: workers preload torch and Ray Tune
     ray_start = time.perf_counter() - start
     concurrent = int(ray.cluster_resources().get("CPU", 1))
     warm_up()

@@ -38,11 +38,14 @@ hidden_size = [4, 8]
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    """One local Ray for every in-process study of the session (starting Ray costs seconds)."""
+    """One local Ray for every in-process study of the session (starting Ray costs seconds),
+    started the way hypertune starts its own."""
+    from hypertune.search import cluster
+
+    cluster.start(None, num_cpus=2)
+    yield
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
     ray.shutdown()
 
 

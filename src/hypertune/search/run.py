@@ -214,7 +214,8 @@ def _execute(
             )
         else:
             tuner = _new_tuner(config, trainable, path, slots, callbacks)
-        tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
+        with cluster.trial_workers():
+            tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
     finally:
         if started_here:
             ray.shutdown()

@@ -1,0 +1,93 @@
+"""A local Ray started by hypertune: trials start in workers that have loaded torch already."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Run in a process of its own: it starts (and stops) a Ray of its own, with hypertune's options.
+SCRIPT = """
+import json, os, sys, time
+from pathlib import Path
+
+from hypertune.config import load_config
+from hypertune.search import cluster, run_study
+
+def idle_workers_with_torch():
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"ray::IDLE"):
+                if "libtorch_cpu" in (proc / "maps").read_text():
+                    found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+cluster.start(None, num_cpus=2)
+deadline = time.monotonic() + 60
+while len(preloaded := idle_workers_with_torch()) < 2 and time.monotonic() < deadline:
+    time.sleep(0.2)
+path = run_study(load_config(sys.argv[1]), sys.argv[2])
+pids = set()
+for result in (path / "ray").glob("*/result.json"):
+    pids |= {json.loads(line)["pid"] for line in result.read_text().splitlines() if line}
+print(json.dumps({"preloaded": preloaded, "trial_pids": sorted(pids)}))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_trials_run_in_the_workers_ray_started_with_torch_loaded(
+    tiny_study: Path, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tiny_study), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    # Ray prestarts a worker per CPU, and each imports torch before it takes work ...
+    assert len(seen["preloaded"]) == 2
+    # ... and Tune's trial actors are started in exactly those, not in fresh processes.
+    assert seen["trial_pids"] and set(seen["trial_pids"]) <= set(seen["preloaded"])
+
+
+def test_trial_actors_keep_tunes_runtime_env_when_workers_lack_its_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ray import tune
+    from ray.tune.execution.class_cache import _ActorClassCache
+
+    from hypertune.search import cluster
+
+    class Trainable(tune.Trainable):
+        pass
+
+    # The workers of a Ray started with this environment have PL_DISABLE_FORK=1 already.
+    node = "node-1"
+    monkeypatch.setattr(cluster, "_node_id", lambda: node)
+    monkeypatch.setitem(cluster._local, "node", node)
+    monkeypatch.setitem(cluster._local, "env", {"PL_DISABLE_FORK": "1"})
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+
+    def runtime_env() -> object:
+        remote = _ActorClassCache().get(Trainable)
+        return remote._default_options.get("runtime_env")
+
+    with cluster.trial_workers():
+        assert not runtime_env()  # nothing to set: the prestarted workers fit
+        # A variable Tune copies to its actors that the workers did not inherit ...
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "set-after-ray-started")
+        assert runtime_env()["env_vars"]["AWS_ACCESS_KEY_ID"] == "set-after-ray-started"
+        # ... and another Ray than the one started with that environment: Tune's way.
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        node = "node-2"
+        assert runtime_env()["env_vars"]["PL_DISABLE_FORK"] == "1"
+    node = "node-1"
+    assert runtime_env()["env_vars"]["PL_DISABLE_FORK"] == "1"  # outside: Tune's own get
