@@ -298,7 +298,8 @@ def main() -> int:
             if args.only and not any(part in name for part in args.only):
                 continue
             rows.append(measure(name, Path(tmp), concurrent))
-        ray.shutdown()
+        cluster.stop()
+        cluster.wait_stopped()
         for row in rows:
             print(f"  {row['study']}: CLI ...", file=sys.stderr, flush=True)
             row["cli"] = run_cli(*STUDIES[row["study"]], Path(tmp))

@@ -44,9 +44,8 @@ def ray_session() -> Iterator[None]:
 
     cluster.start(None, num_cpus=2)
     yield
-    import ray
-
-    ray.shutdown()
+    cluster.stop()
+    cluster.wait_stopped()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ SCRIPT = """
 import json, os, sys, time
 from pathlib import Path
 
+import ray
 from hypertune.config import load_config
 from hypertune.search import cluster, run_study
 
@@ -36,7 +37,10 @@ path = run_study(load_config(sys.argv[1]), sys.argv[2])
 pids = set()
 for result in (path / "ray").glob("*/result.json"):
     pids |= {json.loads(line)["pid"] for line in result.read_text().splitlines() if line}
-print(json.dumps({"preloaded": preloaded, "trial_pids": sorted(pids)}))
+cluster.stop()
+cluster.wait_stopped()
+print(json.dumps({"preloaded": preloaded, "trial_pids": sorted(pids),
+                  "stopped": not ray.is_initialized()}))
 """
 
 
@@ -56,6 +60,8 @@ def test_trials_run_in_the_workers_ray_started_with_torch_loaded(
     assert len(seen["preloaded"]) == 2
     # ... and Tune's trial actors are started in exactly those, not in fresh processes.
     assert seen["trial_pids"] and set(seen["trial_pids"]) <= set(seen["preloaded"])
+    # stop() shuts Ray down behind the caller; wait_stopped() waits for the end.
+    assert seen["stopped"]
 
 
 def test_trial_actors_keep_tunes_runtime_env_when_workers_lack_its_variables(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +41,8 @@ PRELOAD = ("hypertune.search.run",)
 
 # The local Ray this process started: its node id and the environment its workers inherited.
 _local: dict[str, Any] = {}
+# Shutdowns begun by stop() and not yet waited for.
+_stopping: list[threading.Thread] = []
 
 
 def start(address: str | None, num_cpus: int | None = None) -> bool:
@@ -50,6 +53,7 @@ def start(address: str | None, num_cpus: int | None = None) -> bool:
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     _skip_callback_telemetry()
+    wait_stopped()
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -75,6 +79,25 @@ def start(address: str | None, num_cpus: int | None = None) -> bool:
     if not target:
         _local.update(node=_node_id(), env=dict(os.environ))
     return True
+
+
+def stop() -> None:
+    """Shut down the Ray that :func:`start` started, in the background.
+
+    Most of `ray.shutdown` is waiting for Ray's processes to exit (about a second), time in
+    which the caller can already read the results and draw the report. The shutdown thread is
+    not a daemon, so the interpreter waits for it before it exits; :func:`start` waits too.
+    """
+    _local.clear()
+    thread = threading.Thread(target=ray.shutdown, name="hypertune-ray-shutdown")
+    thread.start()
+    _stopping.append(thread)
+
+
+def wait_stopped() -> None:
+    """Return once every shutdown begun by :func:`stop` has finished."""
+    while _stopping:
+        _stopping.pop().join()
 
 
 @contextmanager

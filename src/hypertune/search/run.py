@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 
 from hypertune import provenance, store
@@ -218,7 +217,7 @@ def _execute(
             tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
     finally:
         if started_here:
-            ray.shutdown()
+            cluster.stop()
     # Ray ends fit() quietly on Ctrl-C; an unfinished study must stay resumable.
     short = config.search in ("grid", "random") and recorder.finished < planned_trials(config)
     if recorder.incomplete or short:
