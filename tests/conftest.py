@@ -56,13 +56,15 @@ def tiny_study(tmp_path: Path) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run `python hypertuner.py ARGS` in `cwd` as a user would."""
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python hypertuner.py ARGS` in `cwd` as a user would (`env`: extra variables)."""
     return subprocess.run(
         [sys.executable, str(ROOT / "hypertuner.py"), *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+from conftest import run_cli
 
 # Run in a process of its own: it starts (and stops) a Ray of its own, with hypertune's options.
 SCRIPT = """
@@ -97,3 +101,44 @@ def test_trial_actors_keep_tunes_runtime_env_when_workers_lack_its_variables(
         assert runtime_env()["env_vars"]["PL_DISABLE_FORK"] == "1"
     node = "node-1"
     assert runtime_env()["env_vars"]["PL_DISABLE_FORK"] == "1"  # outside: Tune's own get
+
+
+def test_starting_ray_does_not_wait_for_torch() -> None:
+    # The CLI starts Ray while a second thread imports torch and Ray Tune: the cluster module
+    # must load without them, or the start would wait for the imports it overlaps.
+    code = (
+        "import sys\n"
+        "from hypertune.search import cluster\n"
+        "print(sorted(m for m in ('torch', 'ray.tune', 'pandas') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_an_error_after_ray_started_leaves_no_ray_processes(
+    tiny_study: Path, tmp_path: Path
+) -> None:
+    # An unknown dataset is found once Ray is starting; Ray must still go down with the run.
+    tiny_study.write_text(tiny_study.read_text().replace('"digits-seq"', '"no-such-data"'))
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ht-", dir="/tmp"))  # Ray's socket paths stay short
+    try:
+        done = run_cli("run", str(tiny_study), cwd=tmp_path, env={"RAY_TMPDIR": str(ray_tmp)})
+        assert done.returncode == 2
+        assert done.stderr.strip().splitlines()[-1].startswith("error: data: 'no-such-data'")
+        assert "Traceback" not in done.stderr
+        assert not (tmp_path / "runs" / "tiny").exists()
+        assert list(ray_tmp.glob("ray/session_*")), "Ray was expected to have started"
+        assert not _processes_naming(str(ray_tmp))
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _processes_naming(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text.encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hypertune.errors import ConfigError
-from hypertune.space import SEARCHES, ParamSpec, from_toml, parse_assignment
+from hypertune.space import SEARCHES, ParamSpec, from_toml, grid_size, parse_assignment
 
 # Metrics every trainer reports each epoch, with the direction in which they improve.
 METRICS = {"train_loss": "min", "valid_loss": "min", "accuracy": "max"}
@@ -91,6 +91,12 @@ class StudyConfig:
     def hyperparameters(self) -> dict[str, Any]:
         """Fixed model values with searched values left out (the trial fills them in)."""
         return {k: v for k, v in self.model.items() if k not in self.space}
+
+    def planned_trials(self) -> int:
+        """How many trials the study will run."""
+        if self.search == "grid":
+            return grid_size(list(self.space.values())) * self.samples * self.seeds
+        return self.samples * self.seeds
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, TOML-shaped dict that `from_dict` turns back into this config."""

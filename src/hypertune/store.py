@@ -41,14 +41,24 @@ def known_studies(storage: str | Path) -> list[str]:
     return sorted(p.parent.name for p in root.glob(f"*/{STUDY_FILE}"))
 
 
-def create_study_dir(storage: str | Path, name: str) -> Path:
-    """Make the study's folder; refuse if a study of that name exists (never overwrite)."""
+def check_new_study(storage: str | Path, name: str) -> None:
+    """Refuse a study name that is taken (a study is never overwritten).
+
+    Raises:
+        StudyError: a study of that name exists in `storage`.
+    """
     path = study_dir(storage, name)
     if (path / STUDY_FILE).exists():
         raise StudyError(
             f"study '{name}' already exists in {path}; pass --name NEW_NAME, "
             f"`resume {name}` to finish it, or remove the folder"
         )
+
+
+def create_study_dir(storage: str | Path, name: str) -> Path:
+    """Make the study's folder; refuse if a study of that name exists (never overwrite)."""
+    check_new_study(storage, name)
+    path = study_dir(storage, name)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -5,17 +5,37 @@ reaches the trials once, through `tune.with_parameters` (Ray's object store), ne
 config. Finished trials are written to results.csv as they complete (`recorder`), so a crash
 loses nothing finished, and `resume_study` picks up the rest from Ray's experiment checkpoint.
 `rerun_trial` retrains one recorded trial without Ray (`rerun`).
+
+The names below load on first use: `cluster` (starting Ray) must not wait for torch and Ray
+Tune, which the CLI imports in a second thread while Ray starts.
 """
 
-from hypertune.search.recorder import Progress, ProgressFn, ResultRecorder, trial_row
-from hypertune.search.rerun import rerun_trial
-from hypertune.search.run import planned_trials, preflight, resume_study, run_study, train_trial
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hypertune.search.recorder import Progress, ProgressFn, ResultRecorder, trial_row
+    from hypertune.search.rerun import rerun_trial
+    from hypertune.search.run import preflight, resume_study, run_study, train_trial
+
+_HOMES = {
+    "Progress": "recorder",
+    "ProgressFn": "recorder",
+    "ResultRecorder": "recorder",
+    "trial_row": "recorder",
+    "rerun_trial": "rerun",
+    "preflight": "run",
+    "resume_study": "run",
+    "run_study": "run",
+    "train_trial": "run",
+}
 
 __all__ = [
     "Progress",
     "ProgressFn",
     "ResultRecorder",
-    "planned_trials",
     "preflight",
     "rerun_trial",
     "resume_study",
@@ -23,3 +43,9 @@ __all__ = [
     "train_trial",
     "trial_row",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -31,7 +31,7 @@ from hypertune.search.recorder import (
 )
 from hypertune.search.relay import relay
 from hypertune.search.tblog import MetricsTensorBoard
-from hypertune.space import ParamSpec, decode_config, grid_size, sample_configs, to_domain
+from hypertune.space import ParamSpec, decode_config, sample_configs, to_domain
 from hypertune.train import TrainSettings, check_config, fit
 
 PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
@@ -76,7 +76,7 @@ def run_study(
         "direction": config.metric.direction,
         "seeds": list(range(config.seeds)),
         "params": list(config.space),
-        "trials_planned": planned_trials(config),
+        "trials_planned": config.planned_trials(),
         "mlflow": mlflow,
         "data": data.summary(),
         "git": provenance.git_state(),
@@ -108,13 +108,6 @@ def resume_study(
     path = store.study_dir(storage, name)
     _execute(config, data, path, meta, address, progress, restore=True)
     return path
-
-
-def planned_trials(config: StudyConfig) -> int:
-    """How many trials the study will run."""
-    if config.search == "grid":
-        return grid_size(list(config.space.values())) * config.samples * config.seeds
-    return config.samples * config.seeds
 
 
 def preflight(config: StudyConfig, data: DataBundle) -> None:
@@ -176,7 +169,7 @@ def _execute(
     started_here = cluster.start(address)
     try:
         slots = cluster.free_slots(config)
-        recorder = ResultRecorder(config, path, Progress(planned_trials(config)), progress)
+        recorder = ResultRecorder(config, path, Progress(config.planned_trials()), progress)
         settings = TrainSettings(
             epochs=config.epochs,
             device="cuda" if config.gpus_per_trial > 0 else "cpu",
@@ -219,7 +212,7 @@ def _execute(
         if started_here:
             cluster.stop()
     # Ray ends fit() quietly on Ctrl-C; an unfinished study must stay resumable.
-    short = config.search in ("grid", "random") and recorder.finished < planned_trials(config)
+    short = config.search in ("grid", "random") and recorder.finished < config.planned_trials()
     if recorder.incomplete or short:
         meta.update(status="interrupted")
         store.write_study(path, meta)
