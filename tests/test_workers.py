@@ -22,12 +22,12 @@ import ray
 from hypertune.config import load_config
 from hypertune.search import cluster, run_study
 
-def idle_workers_with_torch():
+def idle_workers(with_torch=True):
     found = []
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"ray::IDLE"):
-                if "libtorch_cpu" in (proc / "maps").read_text():
+                if not with_torch or "libtorch_cpu" in (proc / "maps").read_text():
                     found.append(int(proc.name))
         except OSError:
             continue
@@ -35,7 +35,7 @@ def idle_workers_with_torch():
 
 cluster.start(None, num_cpus=2)
 deadline = time.monotonic() + 60
-while len(preloaded := idle_workers_with_torch()) < 2 and time.monotonic() < deadline:
+while len(preloaded := idle_workers()) < 2 and time.monotonic() < deadline:
     time.sleep(0.2)
 path = run_study(load_config(sys.argv[1]), sys.argv[2])
 pids = set()
@@ -142,3 +142,29 @@ def _processes_naming(text: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_expected_slots_count_what_the_study_can_use(tiny_study: Path) -> None:
+    from hypertune.config import load_config
+    from hypertune.search import cluster
+
+    def slots(cpus: int, **overrides: object) -> int:
+        return cluster.expected_slots(load_config(tiny_study, overrides), num_cpus=cpus)
+
+    assert slots(16) == 4  # a 4-trial grid uses 4 of 16 CPUs
+    assert slots(2) == 2
+    assert slots(16, cpus_per_trial=8) == 2
+    assert slots(16, cpus_per_trial=0.5) == 4
+    assert slots(3, cpus_per_trial=2) == 1
+
+
+def test_a_local_ray_keeps_as_many_idle_workers_as_the_study_uses() -> None:
+    # Ray starts a worker per CPU, each loading torch: the ones a study cannot use must go.
+    code = SCRIPT.split("cluster.start(None, num_cpus=2)")[0] + (
+        "cluster.start(None, num_cpus=2, workers=1)\n"
+        "time.sleep(8)\n"
+        "print(len(idle_workers(with_torch=False)), len(idle_workers()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "1 1"  # one idle worker, torch loaded

@@ -189,7 +189,7 @@ def _start_local_ray(config: StudyConfig, args: argparse.Namespace) -> bool:
     loading.start()
     from hypertune.search import cluster
 
-    started = cluster.start(None)
+    started = cluster.start(None, workers=cluster.expected_slots(config))
     loading.join()
     return started
 

@@ -45,11 +45,14 @@ _local: dict[str, Any] = {}
 _stopping: list[threading.Thread] = []
 
 
-def start(address: str | None, num_cpus: int | None = None) -> bool:
+def start(address: str | None, num_cpus: int | None = None, workers: int | None = None) -> bool:
     """Start (or join, with `address` or RAY_ADDRESS) Ray; True if this call started it.
 
     A Ray started here (no address) has its workers import :data:`PRELOAD` as soon as they
-    start. Ray's usage statistics stay off unless RAY_USAGE_STATS_ENABLED says otherwise.
+    start. Ray starts one worker per CPU; with `workers` (the trials that will run at once, see
+    :func:`expected_slots`) it keeps only that many idle, so that a study that cannot use every
+    CPU does not hold a copy of torch (about 225 MB) in each of the others. Ray's usage
+    statistics stay off unless RAY_USAGE_STATS_ENABLED says otherwise.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     _skip_callback_telemetry()
@@ -64,7 +67,10 @@ def start(address: str | None, num_cpus: int | None = None) -> bool:
     if not target:
         # Tune sets this for its actors; set here, the workers inherit it (see trial_workers).
         os.environ.setdefault("PL_DISABLE_FORK", "1")
-        options = {"num_cpus": num_cpus, "_system_config": {"preload_python_modules": PRELOAD}}
+        system: dict[str, Any] = {"preload_python_modules": PRELOAD}
+        if workers:
+            system["num_workers_soft_limit"] = workers
+        options = {"num_cpus": num_cpus, "_system_config": system}
     try:
         ray.init(
             address=target,
@@ -152,13 +158,29 @@ def check_local_gpu(config: StudyConfig, address: str | None) -> None:
 def free_slots(config: StudyConfig) -> int:
     """Trials that fit at once on the cluster's CPUs and GPUs."""
     resources = ray.cluster_resources()
+    gpus = resources.get("GPU", 0)
+    if config.gpus_per_trial > 0 and gpus <= 0:
+        raise ConfigError("resources.gpus_per_trial: no GPU in the Ray cluster; use 0")
+    return _slots(config, resources.get("CPU", 1), gpus)
+
+
+def expected_slots(config: StudyConfig, num_cpus: int | None = None) -> int:
+    """The trials of `config` that will run at once on a local Ray of this machine, known
+    before Ray starts (never more than the study has)."""
+    gpus = 0
+    if config.gpus_per_trial > 0:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    slots = _slots(config, num_cpus or os.cpu_count() or 1, gpus)
+    return min(slots, max(1, config.planned_trials()))
+
+
+def _slots(config: StudyConfig, cpus: float, gpus: float) -> int:
     limits = []
     if config.cpus_per_trial > 0:
-        limits.append(int(resources.get("CPU", 1) // config.cpus_per_trial))
+        limits.append(int(cpus // config.cpus_per_trial))
     if config.gpus_per_trial > 0:
-        gpus = resources.get("GPU", 0)
-        if gpus <= 0:
-            raise ConfigError("resources.gpus_per_trial: no GPU in the Ray cluster; use 0")
         limits.append(int(gpus // config.gpus_per_trial))
     slots = max(1, min(limits) if limits else 1)
     return min(slots, config.max_concurrent) if config.max_concurrent else slots

@@ -166,7 +166,7 @@ def _execute(
     restore: bool,
 ) -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
-    started_here = cluster.start(address)
+    started_here = cluster.start(address, workers=cluster.expected_slots(config))
     try:
         slots = cluster.free_slots(config)
         recorder = ResultRecorder(config, path, Progress(config.planned_trials()), progress)
