@@ -38,6 +38,11 @@ PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
 # Seconds between Ray's experiment checkpoints (Ray's "auto" waits 10 s or more): a driver
 # killed mid-study loses at most this much of the trial table that `resume` restores.
 CHECKPOINT_PERIOD_S = "1"
+# Tune's result buffering: a trial hands the driver its epochs in batches of up to 8, or what
+# arrived within 8 s, in one remote call instead of one call per epoch (about 5% of the
+# 24-trial MLP grid). Every epoch is still reported and logged; a trial's end is never held
+# back. Both settings are 8 because Ray 2.60 passes the two to the trial in swapped order.
+RESULT_BUFFER = {"TUNE_RESULT_BUFFER_LENGTH": "8", "TUNE_RESULT_BUFFER_MIN_TIME_S": "8"}
 
 
 def run_study(
@@ -166,6 +171,8 @@ def _execute(
     restore: bool,
 ) -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
+    for name, value in RESULT_BUFFER.items():
+        os.environ.setdefault(name, value)
     started_here = cluster.start(address, workers=cluster.expected_slots(config))
     try:
         slots = cluster.free_slots(config)
