@@ -1,4 +1,5 @@
-"""The Ray cluster a study runs on: start or join it, check it, and count its free slots."""
+"""The Ray a study runs on: start, join or stop it, check it, count its slots, and let its trials
+start in the workers it started with the driver."""
 
 from __future__ import annotations
 
