@@ -51,7 +51,8 @@ if sys.argv[1] == "study":
     print(json.dumps({"started": started, "trial_pids": sorted(pids),
                       "stopped": not ray.is_initialized()}))
 else:
-    cluster.start(None, num_cpus=2, workers=1)
+    # Two CPUs per trial on two CPUs: one trial at a time.
+    cluster.start(None, load_config(sys.argv[2], {"cpus_per_trial": 2}), num_cpus=2)
     time.sleep(8)
     print(len(workers()), len(workers(loaded_torch=True)))
 """
@@ -168,10 +169,13 @@ def test_expected_slots_count_what_the_study_can_use(tiny_study: Path) -> None:
     assert slots(3, cpus_per_trial=2) == 1
 
 
-def test_a_local_ray_keeps_as_many_idle_workers_as_the_study_uses() -> None:
+def test_a_local_ray_keeps_as_many_idle_workers_as_the_study_uses(tiny_study: Path) -> None:
     # Ray starts a worker per CPU, each loading torch: the ones a study cannot use must go.
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, "idle"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", SCRIPT, "idle", str(tiny_study)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "1 1"  # one idle worker, torch loaded

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -179,7 +178,9 @@ def _start_local_ray(config: StudyConfig, args: argparse.Namespace) -> bool:
     about as long, so doing both at once shortens every run. A taken study name is refused
     before Ray starts; with a cluster address or GPUs, run_study starts Ray after its checks.
     """
-    if args.address or os.environ.get("RAY_ADDRESS") or config.gpus_per_trial > 0:
+    from hypertune.search import cluster
+
+    if cluster.ray_address(args.address) or config.gpus_per_trial > 0:
         return False
     from hypertune import store
 
@@ -187,9 +188,7 @@ def _start_local_ray(config: StudyConfig, args: argparse.Namespace) -> bool:
     loading = threading.Thread(target=_import_quietly, args=("hypertune.search.run",))
     loading.daemon = True
     loading.start()
-    from hypertune.search import cluster
-
-    started = cluster.start(None, workers=cluster.expected_slots(config))
+    started = cluster.start(None, config)
     loading.join()
     return started
 

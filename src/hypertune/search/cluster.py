@@ -17,13 +17,18 @@ from hypertune.config import StudyConfig
 from hypertune.errors import ConfigError, StudyError
 
 
+def ray_address(address: str | None) -> str | None:
+    """The Ray cluster to join: `address`, else $RAY_ADDRESS; None for a local Ray."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
 def check_address(address: str | None) -> None:
     """Refuse an unreachable HOST:PORT at once (Ray itself would retry for minutes).
 
     Raises:
         StudyError: nothing listens at the address given or in RAY_ADDRESS.
     """
-    target = address or os.environ.get("RAY_ADDRESS") or ""
+    target = ray_address(address) or ""
     host, sep, port = target.rpartition(":")
     if not sep or "://" in target or not port.isdigit():
         return  # no address, "auto", "local", or a ray:// client address: Ray decides
@@ -46,16 +51,18 @@ _local: dict[str, Any] = {}
 _stopping: list[threading.Thread] = []
 
 
-def start(address: str | None, num_cpus: int | None = None, workers: int | None = None) -> bool:
+def start(
+    address: str | None, config: StudyConfig | None = None, num_cpus: int | None = None
+) -> bool:
     """Start (or join, with `address` or RAY_ADDRESS) Ray; True if this call started it.
 
     A Ray started here (no address) has its workers import :data:`PRELOAD` as soon as they
-    start, and Ray starts one per CPU. It keeps `workers` of them idle (the trials that will
-    run at once, see :func:`expected_slots`; default: one per CPU), so that a study that cannot
-    use every CPU does not hold a copy of torch (about 225 MB) in each of the others. The
-    number must be set: with Ray's default, in about half of the runs measured, Ray ended the
-    idle workers as Tune reserved the CPUs for its trials, which then started in fresh
-    processes. Ray's usage statistics stay off unless RAY_USAGE_STATS_ENABLED says otherwise.
+    start, and Ray starts one per CPU. It keeps as many of them idle as `config` will run
+    trials at once (:func:`expected_slots`; without a config, one per CPU), so that a study
+    that cannot use every CPU does not hold a copy of torch (about 225 MB) in each of the
+    others. The number must be set: with Ray's default, in about half of the runs measured,
+    Ray ended the idle workers as Tune reserved the CPUs for its trials, which then started in
+    fresh processes. Ray's usage statistics stay off unless RAY_USAGE_STATS_ENABLED says otherwise.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     _skip_callback_telemetry()
@@ -65,15 +72,13 @@ def start(address: str | None, num_cpus: int | None = None, workers: int | None 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # The classic reporter honours verbose=0; the CLI shows its own progress line.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    target = address or os.environ.get("RAY_ADDRESS")
+    target = ray_address(address)
     options: dict[str, Any] = {}
     if not target:
         # Tune sets this for its actors; set here, the workers inherit it (see trial_workers).
         os.environ.setdefault("PL_DISABLE_FORK", "1")
-        system = {
-            "preload_python_modules": PRELOAD,
-            "num_workers_soft_limit": workers or num_cpus or os.cpu_count() or 1,
-        }
+        workers = expected_slots(config, num_cpus) if config else num_cpus or os.cpu_count()
+        system = {"preload_python_modules": PRELOAD, "num_workers_soft_limit": workers or 1}
         options = {"num_cpus": num_cpus, "_system_config": system}
     try:
         ray.init(
@@ -149,7 +154,7 @@ def _inherited(class_cache: Any) -> bool:
 
 def check_local_gpu(config: StudyConfig, address: str | None) -> None:
     """Refuse GPUs per trial on a local run without a GPU before the study folder exists."""
-    if config.gpus_per_trial <= 0 or address or os.environ.get("RAY_ADDRESS"):
+    if config.gpus_per_trial <= 0 or ray_address(address):
         return
     if ray.is_initialized():
         return  # free_slots asks the running cluster

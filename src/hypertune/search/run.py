@@ -173,7 +173,7 @@ def _execute(
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
     for name, value in RESULT_BUFFER.items():
         os.environ.setdefault(name, value)
-    started_here = cluster.start(address, workers=cluster.expected_slots(config))
+    started_here = cluster.start(address, config)
     try:
         slots = cluster.free_slots(config)
         recorder = ResultRecorder(config, path, Progress(config.planned_trials()), progress)
