@@ -126,6 +126,21 @@ def test_starting_ray_does_not_wait_for_torch() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_a_preloaded_worker_has_paid_torchs_one_time_costs() -> None:
+    # What each worker of hypertune's Ray imports as it starts (cluster.PRELOAD): the trainable,
+    # and the warm-up that imports torch._dynamo, so a worker's first trial does not pay it.
+    code = (
+        "import importlib, sys\n"
+        "from hypertune.search import cluster\n"
+        "for name in cluster.PRELOAD: importlib.import_module(name)\n"
+        "from hypertune.train import warm_up\n"
+        "print('hypertune.search.run' in sys.modules, 'torch._dynamo' in sys.modules,"
+        " warm_up.cache_info().currsize)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "1"]
+
+
 def test_an_error_after_ray_started_leaves_no_ray_processes(
     tiny_study: Path, tmp_path: Path
 ) -> None:

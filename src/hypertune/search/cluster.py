@@ -42,8 +42,9 @@ def check_address(address: str | None) -> None:
 
 
 # What a worker of a Ray started here imports before it takes work, so that a trial's actor
-# starts in a process that has torch, Ray Tune and the trainable loaded (2-3 s of each study).
-PRELOAD = ("hypertune.search.run",)
+# starts in a process that has torch, Ray Tune and the trainable loaded and torch's one-time
+# costs paid (about 3 s of CPU in each worker).
+PRELOAD = ("hypertune.search.preload",)
 
 # The local Ray this process started: its node id and the environment its workers inherited.
 _local: dict[str, Any] = {}
