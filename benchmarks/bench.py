@@ -24,7 +24,6 @@ Usage: python benchmarks/bench.py [--only NAME ...] [--out benchmarks/results.md
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import platform
 import subprocess
@@ -105,12 +104,11 @@ def timed(into: dict[str, float], key: str) -> Iterator[None]:
 
 def trial_configs(config: Any) -> list[dict[str, Any]]:
     """The searched values and seed of every trial, as hypertune's grid/random search draws them."""
-    from hypertune.space import sample_configs
+    from hypertune.space import grid_configs, sample_configs
 
     specs = list(config.space.values())
     if config.search == "grid":
-        grids = [[(s.name, v) for v in s.grid_values()] for s in specs]
-        points = [dict(combo) for combo in itertools.product(*grids)] * config.samples
+        points = grid_configs(specs) * config.samples
     elif config.search == "random":
         points = sample_configs(specs, config.samples, seed=0)
     else:

@@ -15,6 +15,7 @@ import pytest
 from hypertune import store
 from hypertune.cli import main
 from hypertune.config import from_dict
+from hypertune.data import load_dataset
 from hypertune.errors import SpaceError, StudyError
 from hypertune.search import rerun_trial, run_study
 from hypertune.space import to_domain
@@ -159,7 +160,8 @@ def test_model_based_searchers_are_limited_to_the_free_slots() -> None:
     for search in ("bayes", "hyperopt"):
         config = study("s", search, {"lr": {"low": 1e-3, "high": 1e-1}}, samples=5, seeds=2)
         space = {n: to_domain(s, search) for n, s in config.space.items()}
-        searcher, samples = _searcher(config, space, "valid_loss_best", "min", slots=3)
+        data = load_dataset(config.data)
+        searcher, samples = _searcher(config, data, space, "valid_loss_best", "min", slots=3)
         assert isinstance(searcher, ConcurrencyLimiter)
         assert searcher.max_concurrent == 3
         assert samples == 10
@@ -200,3 +202,6 @@ def test_grid_runs_every_combination_once_per_seed(tmp_path: Path) -> None:
     # The seed changes the initial weights and batch order, so the metrics differ.
     one = results[results["num_layers"] == 1]
     assert one["valid_loss"].nunique() == 2
+    # The larger model was handed out first (its trials have the lowest numbers), seed 0 first.
+    first = results.sort_values("trial_id").iloc[0]
+    assert (first["num_layers"], first["seed"]) == (2, 0)

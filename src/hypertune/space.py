@@ -7,6 +7,7 @@ imported only when a spec is turned into a Tune domain, so parsing stays fast an
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -168,6 +169,12 @@ def sample_configs(specs: Sequence[ParamSpec], count: int, seed: int) -> list[di
             config[spec.name] = round(value) if spec.integer else _tidy(value)
         configs.append(config)
     return configs
+
+
+def grid_configs(specs: Sequence[ParamSpec]) -> list[dict[str, Value]]:
+    """Every combination of the grid points, the last parameter varying fastest."""
+    combos = itertools.product(*[[(s.name, v) for v in s.grid_values()] for s in specs])
+    return [dict(combo) for combo in combos]
 
 
 def grid_size(specs: Sequence[ParamSpec]) -> int:

@@ -22,6 +22,7 @@ from hypertune.config import StudyConfig, from_dict
 from hypertune.data import DataBundle, load_dataset
 from hypertune.errors import StudyError
 from hypertune.search import cluster
+from hypertune.search.order import costliest_first
 from hypertune.search.recorder import (
     SEED_KEY,
     Progress,
@@ -31,7 +32,7 @@ from hypertune.search.recorder import (
 )
 from hypertune.search.relay import relay
 from hypertune.search.tblog import MetricsTensorBoard
-from hypertune.space import ParamSpec, decode_config, sample_configs, to_domain
+from hypertune.space import ParamSpec, decode_config, grid_configs, sample_configs, to_domain
 from hypertune.train import TrainSettings, check_config, fit
 
 PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
@@ -212,7 +213,7 @@ def _execute(
                 "the unfinished trials cannot be told apart; start a new study with --name"
             )
         else:
-            tuner = _new_tuner(config, trainable, path, slots, callbacks)
+            tuner = _new_tuner(config, data, trainable, path, slots, callbacks)
         with cluster.trial_workers():
             tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
     finally:
@@ -250,14 +251,19 @@ def _loggers(path: Path, config: StudyConfig, meta: Mapping[str, Any]) -> list[A
 
 
 def _new_tuner(
-    config: StudyConfig, trainable: Any, path: Path, slots: int, callbacks: list[Any]
+    config: StudyConfig,
+    data: DataBundle,
+    trainable: Any,
+    path: Path,
+    slots: int,
+    callbacks: list[Any],
 ) -> Any:
     space: dict[str, Any] = {
         name: to_domain(spec, config.search) for name, spec in config.space.items()
     }
     metric = config.metric.tune_metric
     mode = config.metric.direction
-    search_alg, num_samples = _searcher(config, space, metric, mode, slots)
+    search_alg, num_samples = _searcher(config, data, space, metric, mode, slots)
     return tune.Tuner(
         trainable,
         param_space=space,
@@ -280,26 +286,35 @@ def _new_tuner(
 
 
 def _searcher(
-    config: StudyConfig, space: dict[str, Any], metric: str, mode: str, slots: int
+    config: StudyConfig,
+    data: DataBundle,
+    space: dict[str, Any],
+    metric: str,
+    mode: str,
+    slots: int,
 ) -> tuple[Any, int]:
     """The search algorithm and the number of samples Tune must draw.
+
+    Grid and random search hand Tune every trial as a point to evaluate, the costliest first
+    (:mod:`hypertune.search.order`). Random configurations are
+    sampled here, seeded, so every seed of a configuration trains the same values and a rerun
+    of the study draws the same configurations.
 
     Bayesian and TPE search run under a ConcurrencyLimiter sized to the free slots: a
     model-based searcher suggests from what has finished, so more pending suggestions than
     slots would only be guesses made with less information.
     """
     seeds = list(range(config.seeds))
-    if config.search == "grid":
-        if config.seeds > 1:
-            space[SEED_KEY] = tune.grid_search(seeds)
-        return None, config.samples
-    if config.search == "random":
-        # Sampled here, seeded, so every seed of a configuration trains the same values and a
-        # rerun of the study draws the same configurations.
+    specs = list(config.space.values())
+    if config.search in ("grid", "random"):
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        configs = sample_configs(list(config.space.values()), config.samples, seed=0)
-        points = [{**c, SEED_KEY: s} for c in configs for s in seeds]
+        if config.search == "grid":
+            configs = grid_configs(specs) * config.samples
+            space.update({s.name: tune.choice(s.grid_values()) for s in specs})
+        else:
+            configs = sample_configs(specs, config.samples, seed=0)
+        points = costliest_first([{**c, SEED_KEY: s} for c in configs for s in seeds], config, data)
         space[SEED_KEY] = tune.choice(seeds)
         return BasicVariantGenerator(points_to_evaluate=points), len(points)
     from ray.tune.search import ConcurrencyLimiter

@@ -1,0 +1,68 @@
+"""The order in which a grid or random study hands out its trials: the costliest first.
+
+A study ends when its last trial does. Handed out in grid order, the largest models of a grid
+come last, and the last of them trains alone while the other slots idle: on two cores that was
+about a second of the default study's five. Handing out the costliest trials first (longest
+processing time first) leaves the short ones to fill the slots at the end. Only the order
+changes: every trial, its configuration and its seed stay the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hypertune.config import StudyConfig
+from hypertune.data import DataBundle
+from hypertune.search.recorder import SEED_KEY
+from hypertune.space import decode_config
+
+# Up to this many distinct configurations are estimated (about 2 ms each); a larger study is
+# handed out in its own order.
+ORDER_LIMIT = 1024
+# What one training step costs beyond its arithmetic, in parameter-samples: on one CPU thread a
+# step took 0.6-2 ms of Python and dispatch, and a parameter about 0.2 ns per sample (and per
+# time step of a recurrent model).
+STEP_COST = 5e6
+
+
+def costliest_first(
+    points: Sequence[Mapping[str, Any]], config: StudyConfig, data: DataBundle
+) -> list[dict[str, Any]]:
+    """`points` (searched values and seed) sorted by estimated training cost, largest first.
+
+    Points of equal cost (seeds, learning rates) keep their order.
+    """
+    keys = {_key(p) for p in points}
+    if len(keys) > ORDER_LIMIT:
+        return [dict(p) for p in points]
+    fixed = config.hyperparameters()
+    costs = {key: estimated_cost({**fixed, **dict(key)}, config, data) for key in keys}
+    return [dict(p) for p in sorted(points, key=lambda p: -costs[_key(p)])]
+
+
+def estimated_cost(values: Mapping[str, Any], config: StudyConfig, data: DataBundle) -> float:
+    """Relative cost of training one configuration; only the order of the figures means much.
+
+    Parameters times samples (and time steps), plus a fixed cost per training step; a
+    configuration that cannot be built costs 0 (its trial fails and is recorded as such).
+    """
+    import torch
+
+    from hypertune.models import TRAINER_KEYS, create_model
+
+    values = decode_config(values, config.space)
+    try:
+        with torch.device("meta"):
+            model = create_model(values, data.input_shape, data.num_classes)
+    except Exception:  # reported by the trial that trains it, not here
+        return 0.0
+    params = sum(p.numel() for p in model.parameters())
+    recurrent = any(isinstance(m, torch.nn.RNNBase) for m in model.modules())
+    timesteps = data.input_shape[0] if recurrent else 1
+    batch = values.get("batch_size", TRAINER_KEYS["batch_size"])
+    return params * timesteps + STEP_COST / max(1, int(batch))
+
+
+def _key(point: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((k, v) for k, v in point.items() if k != SEED_KEY))
