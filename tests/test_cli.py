@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +50,24 @@ def test_smoke_study_end_to_end(tiny_study: Path, tmp_path: Path) -> None:
     again = run_cli("run", str(tiny_study), "--smoke", cwd=tmp_path)
     assert again.returncode == 2
     assert again.stderr.strip().splitlines()[-1].startswith("error: study 'tiny' already exists")
+
+
+def test_the_entry_point_exits_early_but_runs_exit_handlers_and_flushes(tmp_path: Path) -> None:
+    # entry() skips Python's teardown of the loaded libraries: what a normal exit does before
+    # that (exit handlers, buffered output, the exit code) must still happen.
+    code = (
+        "import atexit, sys\n"
+        "from hypertune.cli import entry\n"
+        "atexit.register(print, 'exit handler ran')\n"
+        "sys.argv = ['hypertune', 'show', 'nothing']\n"
+        "entry()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "nothing" in done.stderr
+    assert done.stdout == "exit handler ran\n"
 
 
 def test_missing_config_is_one_error_line(tmp_path: Path) -> None:
