@@ -138,8 +138,8 @@ def entry() -> NoReturn:
     """`python hypertuner.py` and the `hypertune` script: run :func:`main`, then exit at once.
 
     Once a command is done, Python's own teardown of the libraries it loaded takes a while:
-    measured here, 0.3 s after importing torch, 0.7 s with Ray Tune, 1.3 s with matplotlib
-    and seaborn too. Nothing is left to save by then, so the process ends with `os._exit`, after
+    measured here, 0.3 s after importing torch, 0.7 s with Ray Tune, and more with the plotting
+    libraries. Nothing is left to save by then, so the process ends with `os._exit`, after
     what a normal exit does first: waiting for the threads that are not daemons (Ray's
     shutdown), running the exit handlers, and flushing the output.
     """

@@ -31,27 +31,33 @@ def plot_heatmap(
     cell, `±std n=N`. Log-spaced and binned axes say so in their label; the caption below the
     x label counts the trials used and excluded.
     """
-    import seaborn as sns
     from matplotlib.patches import Rectangle
 
-    cmap = "viridis_r" if direction == "min" else "viridis"
+    values = info.values.to_numpy(dtype=float)
     vmin, vmax = limits if limits is not None else (None, None)
-    sns.heatmap(
-        info.values,
-        ax=ax,
-        cmap=cmap,
+    mesh = ax.pcolormesh(
+        np.ma.masked_invalid(values),
+        cmap="viridis_r" if direction == "min" else "viridis",
         vmin=vmin,
         vmax=vmax,
-        annot=_annotations(info) if annotate else False,
-        fmt="",
-        annot_kws={"fontsize": fontsize},
-        cbar=colorbar,
-        cbar_kws={"label": f"{info.metric} ({info.agg}; {_better(direction)})"},
-        linewidths=0.5,
-        linecolor="white",
-        xticklabels=[_tick(v) for v in info.values.columns],
-        yticklabels=[_tick(v) for v in info.values.index],
+        edgecolors="white",
+        linewidth=0.5,
     )
+    rows, cols = values.shape
+    ax.set_xlim(0, cols)
+    ax.set_ylim(0, rows)  # row 0 (the smallest value) at the bottom, as on a plot's y axis
+    ax.set_xticks(np.arange(cols) + 0.5, [_tick(v) for v in info.values.columns])
+    ax.set_yticks(np.arange(rows) + 0.5, [_tick(v) for v in info.values.index])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if annotate:
+        _annotate(ax, mesh, _annotations(info), values, fontsize)
+    if colorbar:
+        bar = ax.figure.colorbar(
+            mesh, ax=ax, label=f"{info.metric} ({info.agg}; {_better(direction)})"
+        )
+        bar.outline.set_linewidth(0)
     best = best_cell(info.values, direction)
     if best is not None:
         ax.add_patch(Rectangle((best[1], best[0]), 1, 1, fill=False, edgecolor="red", lw=2.5))
@@ -61,8 +67,30 @@ def plot_heatmap(
     ax.tick_params(axis="both", labelsize=fontsize)
     ax.tick_params(axis="y", rotation=0)
     ax.tick_params(axis="x", rotation=30 if x in info.binned else 0)
-    ax.invert_yaxis()  # small values at the bottom, as on a plot's y axis
     return ax
+
+
+def _annotate(ax: Any, mesh: Any, labels: np.ndarray, values: np.ndarray, fontsize: float) -> None:
+    """Write each cell's label in the middle of the cell, dark on light colours, white on dark."""
+    for (row, col), text in np.ndenumerate(labels):
+        if not text:
+            continue
+        red, green, blue, _ = mesh.cmap(mesh.norm(values[row, col]))
+        ax.text(
+            col + 0.5,
+            row + 0.5,
+            text,
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            color="#262626" if _luminance(red, green, blue) > 0.408 else "white",
+        )
+
+
+def _luminance(*rgb: float) -> float:
+    """Relative luminance of an sRGB colour (WCAG), 0 for black to 1 for white."""
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
 def plot_main_effect(info: HeatmapInfo, ax: Any, direction: str, fontsize: float = 7.0) -> Any:
@@ -158,7 +186,7 @@ def write_pairs(
         )
         label = f"{some.metric} ({some.agg}; {_better(direction)})"
         fig.colorbar(mappable, ax=axes, label=label, shrink=0.8)
-        fig.suptitle(f"{some.metric} over every pair of parameters ({caption_text(some)})")
+        fig.suptitle(f"{some.metric} over every pair of parameters\n{caption_text(some)}")
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110)
     finally:
