@@ -296,9 +296,9 @@ def _searcher(
     """The search algorithm and the number of samples Tune must draw.
 
     Grid and random search hand Tune every trial as a point to evaluate, the costliest first
-    (:mod:`hypertune.search.order`). Random configurations are
-    sampled here, seeded, so every seed of a configuration trains the same values and a rerun
-    of the study draws the same configurations.
+    (:mod:`hypertune.search.order`). Random configurations are sampled here, seeded, so every
+    seed of a configuration trains the same values and a rerun of the study draws the same
+    configurations.
 
     Bayesian and TPE search run under a ConcurrencyLimiter sized to the free slots: a
     model-based searcher suggests from what has finished, so more pending suggestions than
