@@ -107,16 +107,11 @@ def timed(into: dict[str, float], key: str) -> Iterator[None]:
 
 def trial_configs(config: Any) -> list[dict[str, Any]]:
     """The searched values and seed of every trial, as hypertune's grid/random search draws them."""
-    from hypertune.space import grid_configs, sample_configs
+    from hypertune.search.order import trial_points
 
-    specs = list(config.space.values())
-    if config.search == "grid":
-        points = grid_configs(specs) * config.samples
-    elif config.search == "random":
-        points = sample_configs(specs, config.samples, seed=0)
-    else:
+    if config.search not in ("grid", "random"):
         raise SystemExit(f"bench: {config.name} uses {config.search}; use grid or random")
-    return [{**p, "seed": s} for p in points for s in range(config.seeds)]
+    return trial_points(config)
 
 
 def warm_up() -> None:
@@ -321,9 +316,8 @@ def table(rows: list[dict[str, Any]], concurrent: int, starts: dict[str, list[fl
         "course-style / hypertune; overhead = hypertune − floor / slots. The floor is measured "
         "after one warm-up fit, so it is the training alone. From a fresh Ray: `run_study` "
         "with no Ray running, so its Ray start-up and the workers' loading count. CLI end to "
-        "end: `python "
-        "hypertuner.py run CONFIG` in a fresh process (imports, its own Ray start and stop, the "
-        "study, the report), run after the others: what a user waits for."
+        "end: `python hypertuner.py run CONFIG` in a fresh process (imports, its own Ray start "
+        "and stop, the study, the report), run after the others: what a user waits for."
     )
     return "\n".join(lines)
 

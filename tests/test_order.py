@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypertune.config import from_dict
 from hypertune.data import load_dataset
 from hypertune.search import order
-from hypertune.search.order import costliest_first, estimated_cost
+from hypertune.search.order import costliest_first, estimated_cost, trial_points
 from hypertune.space import grid_configs
 
 
@@ -54,3 +54,20 @@ def test_a_very_large_grid_keeps_its_own_order(monkeypatch) -> None:
     config = grid({"hidden_size": [4, 8, 16]})
     points = [{"hidden_size": h} for h in (4, 8, 16)]
     assert costliest_first(points, config, load_dataset("digits-seq")) == points
+
+
+def test_trial_points_are_every_trial_with_its_seed() -> None:
+    config = from_dict(
+        {
+            "study": {"name": "p", "data": "digits-seq", "samples": 2, "seeds": 2},
+            "space": {"num_layers": [1, 2], "hidden_size": [4, 8]},
+        }
+    )
+    points = trial_points(config)
+    assert len(points) == config.planned_trials() == 16
+    assert points[:2] == [{"num_layers": 1, "hidden_size": 4, "seed": s} for s in (0, 1)]
+    drawn = from_dict(
+        {**config.to_dict(), "study": {**config.to_dict()["study"], "search": "random"}}
+    )
+    assert trial_points(drawn) == trial_points(drawn)  # seeded: a rerun draws the same
+    assert len(trial_points(drawn)) == 4

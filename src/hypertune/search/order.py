@@ -15,7 +15,7 @@ from typing import Any
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.search.recorder import SEED_KEY
-from hypertune.space import decode_config
+from hypertune.space import decode_config, grid_configs, sample_configs
 
 # Up to this many distinct configurations are estimated (about 2 ms each); a larger study is
 # handed out in its own order.
@@ -24,6 +24,23 @@ ORDER_LIMIT = 1024
 # step took 0.6-2 ms of Python and dispatch, and a parameter about 0.2 ns per sample (and per
 # time step of a recurrent model).
 STEP_COST = 5e6
+
+
+def trial_points(config: StudyConfig) -> list[dict[str, Any]]:
+    """Every trial of a grid or random study, its searched values and its seed, in the study's
+    own order: the grid's combinations `samples` times, or `samples` random configurations.
+
+    Random configurations are sampled here, seeded, so every seed of a configuration trains the
+    same values and a rerun of the study draws the same configurations.
+    """
+    specs = list(config.space.values())
+    if config.search == "grid":
+        configs = grid_configs(specs) * config.samples
+    elif config.search == "random":
+        configs = sample_configs(specs, config.samples, seed=0)
+    else:
+        raise ValueError(f"{config.search} search suggests its trials as it goes")
+    return [{**c, SEED_KEY: s} for c in configs for s in range(config.seeds)]
 
 
 def costliest_first(

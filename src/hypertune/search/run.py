@@ -22,7 +22,7 @@ from hypertune.config import StudyConfig, from_dict
 from hypertune.data import DataBundle, load_dataset
 from hypertune.errors import StudyError
 from hypertune.search import cluster
-from hypertune.search.order import costliest_first
+from hypertune.search.order import costliest_first, trial_points
 from hypertune.search.recorder import (
     SEED_KEY,
     Progress,
@@ -32,7 +32,7 @@ from hypertune.search.recorder import (
 )
 from hypertune.search.relay import relay
 from hypertune.search.tblog import MetricsTensorBoard
-from hypertune.space import ParamSpec, decode_config, grid_configs, sample_configs, to_domain
+from hypertune.space import ParamSpec, decode_config, to_domain
 from hypertune.train import TrainSettings, check_config, fit
 
 PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
@@ -296,26 +296,19 @@ def _searcher(
     """The search algorithm and the number of samples Tune must draw.
 
     Grid and random search hand Tune every trial as a point to evaluate, the costliest first
-    (:mod:`hypertune.search.order`). Random configurations are sampled here, seeded, so every
-    seed of a configuration trains the same values and a rerun of the study draws the same
-    configurations.
+    (:mod:`hypertune.search.order`).
 
     Bayesian and TPE search run under a ConcurrencyLimiter sized to the free slots: a
     model-based searcher suggests from what has finished, so more pending suggestions than
     slots would only be guesses made with less information.
     """
-    seeds = list(range(config.seeds))
-    specs = list(config.space.values())
     if config.search in ("grid", "random"):
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         if config.search == "grid":
-            configs = grid_configs(specs) * config.samples
-            space.update({s.name: tune.choice(s.grid_values()) for s in specs})
-        else:
-            configs = sample_configs(specs, config.samples, seed=0)
-        points = costliest_first([{**c, SEED_KEY: s} for c in configs for s in seeds], config, data)
-        space[SEED_KEY] = tune.choice(seeds)
+            space.update({s.name: tune.choice(s.grid_values()) for s in config.space.values()})
+        points = costliest_first(trial_points(config), config, data)
+        space[SEED_KEY] = tune.choice(list(range(config.seeds)))
         return BasicVariantGenerator(points_to_evaluate=points), len(points)
     from ray.tune.search import ConcurrencyLimiter
 
