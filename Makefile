@@ -9,7 +9,6 @@ STAMP := $(VENV)/.installed
 SOURCES := src tests benchmarks hypertuner.py
 # This checkout's own sources first, also for Ray's worker processes (which inherit the env).
 export PYTHONPATH := $(CURDIR)/src
-export RAY_AUTH_MODE := disabled
 
 all: lint test
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -54,12 +55,15 @@ def _stop_head(folder: str) -> None:
 
 
 @pytest.fixture
-def ray_head() -> Iterator[tuple[str, Path]]:
-    """`ray start --head` on a free port; yields its address and session folder, then stops it."""
+def ray_head() -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """`ray start --head` with token authentication on a free port, as the README tells a
+    cluster user to start one; yields its address, session folder and the variables a client
+    needs (the token), then stops it."""
     # A short folder of its own: Ray's socket paths must stay under 108 characters.
     temp = tempfile.mkdtemp(prefix="ht-ray-", dir="/tmp")
     port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env = {**os.environ, **auth}
     started = subprocess.run(
         [
             RAY,
@@ -80,17 +84,18 @@ def ray_head() -> Iterator[tuple[str, Path]]:
     address = f"127.0.0.1:{port}"
     try:
         assert started.returncode == 0, started.stderr
-        yield address, Path(temp)
+        yield address, Path(temp), auth
     finally:
         _stop_head(temp)
         shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_study_runs_on_a_cluster_through_address(
-    ray_head: tuple[str, Path], tiny_study: Path, tmp_path: Path
+    ray_head: tuple[str, Path, dict[str, str]], tiny_study: Path, tmp_path: Path
 ) -> None:
-    address, session = ray_head
-    done = run_cli("run", str(tiny_study), "--smoke", "--address", address, cwd=tmp_path)
+    address, session, auth = ray_head
+    args = ("run", str(tiny_study), "--smoke", "--address", address)
+    done = run_cli(*args, cwd=tmp_path, env=auth)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     results = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")

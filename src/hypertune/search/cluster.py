@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -46,7 +48,12 @@ def check_address(address: str | None) -> None:
 # costs paid (about 3 s of CPU in each worker).
 PRELOAD = ("hypertune.search.preload",)
 
-# The local Ray this process started: its node id and the environment its workers inherited.
+# Ray's switch for its token authentication; "disabled" would let anyone who reaches the machine
+# run code through a study's Ray.
+AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"
+
+# The local Ray this process started: its node id, the environment its workers inherited, and
+# its session folder (logs and copies of trial results, removed when it stops).
 _local: dict[str, Any] = {}
 # Shutdowns begun by stop() and not yet waited for.
 _stopping: list[threading.Thread] = []
@@ -64,7 +71,16 @@ def start(
     others. The number must be set: with Ray's default, in about half of the runs measured,
     Ray ended the idle workers as Tune reserved the CPUs for its trials, which then started in
     fresh processes. Ray's usage statistics stay off unless RAY_USAGE_STATS_ENABLED says otherwise.
+
+    A local Ray keeps Ray's token authentication (Ray's default for a local cluster): a Ray
+    started here with RAY_AUTH_MODE=disabled is refused.
+
+    Raises:
+        StudyError: a local Ray was asked for with authentication disabled, or the cluster at
+            `address` cannot be reached.
     """
+    if not ray_address(address) and not ray.is_initialized():
+        check_authentication()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     _skip_callback_telemetry()
     wait_stopped()
@@ -93,8 +109,25 @@ def start(
     except ConnectionError as exc:
         raise StudyError(f"--address: cannot reach a Ray cluster at {address} ({exc})") from exc
     if not target:
-        _local.update(node=_node_id(), env=dict(os.environ))
+        context = ray.get_runtime_context()
+        session = Path(context.get_temp_dir()) / context.get_session_name()
+        _local.update(node=_node_id(), env=dict(os.environ), session=session)
     return True
+
+
+def check_authentication() -> None:
+    """Refuse to start a local Ray whose authentication the environment switches off.
+
+    Raises:
+        StudyError: RAY_AUTH_MODE is set to anything but ``token``.
+    """
+    mode = os.environ.get(AUTH_MODE_VARIABLE)
+    if mode is not None and mode.strip().lower() != "token":
+        raise StudyError(
+            f"{AUTH_MODE_VARIABLE}={mode}: a local Ray without authentication lets anyone who "
+            f"can reach this machine run code through the study; unset {AUTH_MODE_VARIABLE} "
+            "(Ray then protects its local cluster with a token)"
+        )
 
 
 def stop() -> None:
@@ -104,10 +137,23 @@ def stop() -> None:
     which the caller can already read the results and draw the report. The shutdown thread is
     not a daemon, so the interpreter waits for it before it exits; :func:`start` waits too.
     """
+    session = _local.get("session")
     _local.clear()
-    thread = threading.Thread(target=ray.shutdown, name="hypertune-ray-shutdown")
+    thread = threading.Thread(target=_shutdown, args=(session,), name="hypertune-ray-shutdown")
     thread.start()
     _stopping.append(thread)
+
+
+def _shutdown(session: Path | None) -> None:
+    """Stop Ray, then remove the session folder of a Ray started here (its logs and copies of
+    every trial's results would otherwise stay in the temporary directory)."""
+    ray.shutdown()
+    if session is None:
+        return
+    shutil.rmtree(session, ignore_errors=True)
+    latest = session.parent / "session_latest"
+    if latest.is_symlink() and Path(os.readlink(latest)).name == session.name:
+        latest.unlink(missing_ok=True)
 
 
 def wait_stopped() -> None:
