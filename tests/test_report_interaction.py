@@ -1,4 +1,4 @@
-"""interaction_scores on synthetic results whose structure is known exactly."""
+"""interaction_scores on synthetic studies whose structure is known: exact verdicts."""
 
 from __future__ import annotations
 
@@ -7,82 +7,191 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
+from scipy import stats
 
 from hypertune.errors import ReportError
 from hypertune.report import interaction_scores
-from hypertune.report.interaction import decompose
+
+SHARES = ["interaction", "main_x", "main_y", "low", "high"]
 
 
-def grid(metric, seeds: int = 1, noise: float = 0.0) -> pd.DataFrame:
-    """A full 3 x 4 x 2 grid over a, b, c with valid_loss = metric(a, b, c) (+ noise)."""
-    rng = np.random.default_rng(0)
+def grid(metric, seeds: int = 1, noise: float = 0.05, seed: int = 0) -> pd.DataFrame:
+    """A full 3 x 4 x 2 grid over a, b, c with valid_loss = metric(a, b, c) + noise."""
+    rng = np.random.default_rng(seed)
     rows = []
     levels = itertools.product([1, 2, 3], [0.125, 0.25, 0.5, 1.0], ["x", "y"], range(seeds))
-    for n, (a, b, c, seed) in enumerate(levels):
+    for n, (a, b, c, s) in enumerate(levels):
         value = metric(a, b, c) + noise * rng.standard_normal()
         rows.append(
             {"trial_id": f"t{n}", "status": "TERMINATED", "a": a, "b": b, "c": c,
-             "valid_loss": value, "epochs": 3, "seed": seed}
+             "valid_loss": value, "epochs": 3, "seed": s}
         )  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def row(table: pd.DataFrame, x: str, y: str) -> pd.Series:
-    return table[(table["x"] == x) & (table["y"] == y)].iloc[0]
+def random_study(n: int, interaction: float, seed: int = 0) -> pd.DataFrame:
+    """Random search: log-uniform lr, integer hidden_size, a categorical act."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        lr, hidden = 10 ** rng.uniform(-4, -1), int(rng.integers(16, 257))
+        act = ["relu", "gelu", "tanh"][int(rng.integers(3))]
+        u, v = (np.log10(lr) + 2.5) / 1.5, (np.log2(hidden) - 6) / 2
+        loss = 1 + 0.3 * u + 0.2 * (act == "relu") + interaction * u * v
+        rows.append(
+            {"trial_id": f"t{i}", "status": "TERMINATED", "lr": lr, "hidden_size": hidden,
+             "act": act, "valid_loss": loss + 0.1 * rng.standard_normal(), "epochs": 3}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
 
 
-def test_additive_metric_has_no_interaction() -> None:
-    results = grid(lambda a, b, c: 2.0 * a + np.log(b) + (c == "y"))
-    table = interaction_scores(results, "valid_loss", ["a", "b", "c"])
-    assert len(table) == 3
-    assert table["interaction"].to_numpy() == pytest.approx([0, 0, 0], abs=1e-12)
-    ab = row(table, "a", "b")
-    # On a complete grid the shares add up to one.
-    assert ab["main_x"] + ab["main_y"] == pytest.approx(1.0)
-    assert ab["cells"] == 12
+def verdicts(table: pd.DataFrame) -> dict[tuple[str, str], str]:
+    return {(r.x, r.y): r.verdict for r in table.itertuples()}
 
 
-def test_product_pattern_ranks_first_with_a_high_share() -> None:
-    # Centred product: no main effect of a or b at all, only their interaction.
-    results = grid(lambda a, b, c: (a - 2) * (np.log2(b) + 1.5) + 0.1 * (c == "y"))
-    table = interaction_scores(results, "valid_loss", ["a", "b", "c"])
+def check_ranges(table: pd.DataFrame) -> None:
+    for column in SHARES:
+        values = table[column].dropna()
+        assert ((values >= 0) & (values <= 1)).all(), column
+    estimated = table.dropna(subset=["interaction"])
+    assert (estimated["low"] <= estimated["interaction"]).all()
+    assert (estimated["interaction"] <= estimated["high"]).all()
+    assert (estimated[["interaction", "main_x", "main_y"]].sum(axis=1) <= 1 + 1e-9).all()
+
+
+def additive(a, b, c):
+    return 2.0 * a + np.log(b) + (c == "y")
+
+
+def product(a, b, c):  # a and b interact (no main effect of either), c only shifts
+    return (a - 2) * (np.log2(b) + 1.5) + 0.3 * (c == "y")
+
+
+def test_additive_grid_without_seeds_has_no_interaction() -> None:
+    table = interaction_scores(grid(additive), "valid_loss", ["a", "b", "c"])
+    assert set(table["verdict"]) == {"not above noise"}
+    assert set(table["method"]) == {"two-way ANOVA"}  # the three-way terms are the error
+    assert table["error_df"].iloc[0] == 24 - 18
+    check_ranges(table)
+
+
+def test_planted_interaction_in_a_grid_without_seeds_ranks_first() -> None:
+    table = interaction_scores(grid(product), "valid_loss", ["a", "b", "c"])
+    assert verdicts(table) == {
+        ("a", "b"): "interacts",
+        ("a", "c"): "not above noise",
+        ("b", "c"): "not above noise",
+    }
     assert (table.iloc[0]["x"], table.iloc[0]["y"]) == ("a", "b")
-    assert table.iloc[0]["interaction"] == pytest.approx(1.0)
-    assert row(table, "a", "c")["interaction"] == pytest.approx(0.0, abs=1e-12)
+    assert table.iloc[0]["interaction"] > 0.9
+    check_ranges(table)
 
 
-def test_xor_is_all_interaction_and_matches_the_anova_by_hand() -> None:
-    means = np.array([[0.0, 1.0], [1.0, 0.0]])
-    shares = decompose(means, np.full((2, 2), np.nan), np.ones((2, 2), dtype=int))
-    assert shares["interaction"] == pytest.approx(1.0)
-    assert shares["main_x"] == pytest.approx(0.0)
-    # Cell means 1, 2 / 3, 8: grand mean 3.5, SS_total 29.
-    means = np.array([[1.0, 2.0], [3.0, 8.0]])
-    shares = decompose(means, np.full((2, 2), np.nan), np.ones((2, 2), dtype=int))
-    # rows: means 1.5, 5.5 -> effects -2, 2 -> SS 16; cols: 2, 5 -> -1.5, 1.5 -> SS 9; rest 4
-    assert shares["main_y"] == pytest.approx(16 / 29)
-    assert shares["main_x"] == pytest.approx(9 / 29)
-    assert shares["interaction"] == pytest.approx(4 / 29)
+def test_seeded_grid_finds_the_planted_pair_and_not_the_noise() -> None:
+    noisy = grid(product, seeds=3, noise=0.5)
+    assert verdicts(interaction_scores(noisy, "valid_loss", ["a", "b", "c"])) == {
+        ("a", "b"): "interacts",
+        ("a", "c"): "not above noise",
+        ("b", "c"): "not above noise",
+    }
+    pure = grid(lambda a, b, c: 0.0, seeds=3, noise=0.5)
+    table = interaction_scores(pure, "valid_loss", ["a", "b", "c"])
+    assert set(table["verdict"]) == {"not above noise"}
+    check_ranges(table)
 
 
-def test_noise_level_is_reported_when_cells_hold_repeats() -> None:
-    additive = grid(lambda a, b, c: a + b, seeds=3, noise=0.05)
-    table = interaction_scores(additive, "valid_loss", ["a", "b"])
-    assert table.iloc[0]["noise"] > 0
-    # Pure noise around an additive surface: the interaction stays near the noise level.
-    assert table.iloc[0]["interaction"] < 5 * table.iloc[0]["noise"]
-    one_per_cell = grid(lambda a, b, c: a + b).query("c == 'x'")
-    single = interaction_scores(one_per_cell, "valid_loss", ["a", "b"])
-    assert np.isnan(single.iloc[0]["noise"])
+def test_two_parameters_without_replicates_use_tukeys_test() -> None:
+    # Tukey's test sees interactions of the product kind: the effect of a grows with b.
+    single = grid(lambda a, b, c: a * (np.log2(8 * b) + 1)).query("c == 'x'")
+    table = interaction_scores(single, "valid_loss", ["a", "b"])
+    assert table.iloc[0][["verdict", "method"]].tolist() == ["interacts", "Tukey 1-df"]
+    flat = interaction_scores(grid(additive).query("c == 'x'"), "valid_loss", ["a", "b"])
+    assert flat.iloc[0][["verdict", "method"]].tolist() == ["not above noise", "Tukey 1-df"]
+    check_ranges(table)
+
+
+def test_incomplete_grid_still_finds_the_planted_pair() -> None:
+    results = grid(product, seeds=2)
+    missing = (results["a"] == 3) & (results["b"] == 1.0)  # one combination never ran
+    table = interaction_scores(results[~missing], "valid_loss", ["a", "b", "c"])
+    assert verdicts(table)[("a", "b")] == "interacts"
+    assert table.iloc[0]["cells"] == 11
+    check_ranges(table)
+
+
+def test_balanced_two_by_two_matches_the_anova_by_hand() -> None:
+    # Cell means 1, 2 / 3, 8, two trials each at mean +- 0.5: within SS 2 on 4 df (MSE 0.5);
+    # SS rows 32, columns 18, interaction 8, total 60.
+    rows = []
+    for (a, b), mean in {(0, 0): 1.0, (1, 0): 2.0, (0, 1): 3.0, (1, 1): 8.0}.items():
+        for delta in (-0.5, 0.5):
+            rows.append({"status": "TERMINATED", "a": a, "b": b, "m": mean + delta})
+    table = interaction_scores(pd.DataFrame(rows), "m", ["a", "b"])
+    row = table.iloc[0]
+    assert row["main_y"] == pytest.approx((32 - 0.5) / 60)
+    assert row["main_x"] == pytest.approx((18 - 0.5) / 60)
+    assert row["interaction"] == pytest.approx((8 - 0.5) / 60)
+    assert row["p_value"] == pytest.approx(stats.f.sf(16.0, 1, 4))
+    assert row["error_df"] == 4
+    assert row["low"] < row["interaction"] < row["high"]
+
+
+def test_random_search_finds_the_planted_pair_and_not_the_noise() -> None:
+    table = interaction_scores(random_study(60, interaction=1.0), "valid_loss")
+    assert verdicts(table) == {
+        ("lr", "hidden_size"): "interacts",
+        ("lr", "act"): "not above noise",
+        ("hidden_size", "act"): "not above noise",
+    }
+    assert (table.iloc[0]["x"], table.iloc[0]["y"]) == ("lr", "hidden_size")
+    check_ranges(table)
+    none = interaction_scores(random_study(60, interaction=0.0), "valid_loss")
+    assert set(none["verdict"]) == {"not above noise"}
+    check_ranges(none)
+
+
+def test_sparse_study_has_too_few_trials_never_a_confident_zero() -> None:
+    table = interaction_scores(random_study(10, interaction=1.0), "valid_loss")
+    assert set(table["verdict"]) == {"too few trials"}
+    assert table["interaction"].isna().all()
+    assert (table["low"] == 0).all() and (table["high"] == 1).all()
+    check_ranges(table)
+
+
+def test_the_same_study_gives_the_same_table() -> None:
+    results = random_study(40, interaction=0.5)
+    assert_frame_equal(
+        interaction_scores(results, "valid_loss"), interaction_scores(results, "valid_loss")
+    )
+
+
+def test_p_values_match_statsmodels_anova_holm_adjusted() -> None:
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.anova import anova_lm
+    from statsmodels.stats.multitest import multipletests
+
+    results = grid(product, seeds=2, noise=0.3)
+    formula = "valid_loss ~ (C(a) + C(b) + C(c)) ** 2"
+    anova = anova_lm(ols(formula, data=results).fit(), typ=2)
+    terms = {("a", "b"): "C(a):C(b)", ("a", "c"): "C(a):C(c)", ("b", "c"): "C(b):C(c)"}
+    raw = [anova.loc[term, "PR(>F)"] for term in terms.values()]
+    expected = dict(zip(terms, multipletests(raw, method="holm")[1], strict=True))
+    table = interaction_scores(results, "valid_loss", ["a", "b", "c"])
+    got = {(r.x, r.y): r.p_value for r in table.itertuples()}
+    assert got == pytest.approx(expected, rel=1e-6)
 
 
 def test_params_default_to_the_non_metric_columns() -> None:
-    table = interaction_scores(grid(lambda a, b, c: a * b), "valid_loss")
+    table = interaction_scores(grid(product), "valid_loss")
     assert sorted(zip(table["x"], table["y"], strict=True)) == [("a", "b"), ("a", "c"), ("b", "c")]
 
 
-def test_constant_metric_gives_nan_shares_and_one_parameter_is_refused() -> None:
-    table = interaction_scores(grid(lambda a, b, c: 1.0), "valid_loss", ["a", "b"])
-    assert np.isnan(table.iloc[0]["interaction"])
+def test_constant_metric_is_not_above_noise_and_one_parameter_is_refused() -> None:
+    table = interaction_scores(grid(lambda a, b, c: 1.0, noise=0.0), "valid_loss", ["a", "b"])
+    assert table.iloc[0][["interaction", "main_x", "main_y"]].tolist() == [0.0, 0.0, 0.0]
+    assert table.iloc[0]["verdict"] == "not above noise"
     with pytest.raises(ReportError, match="two searched parameters"):
-        interaction_scores(grid(lambda a, b, c: a), "valid_loss", ["a"])
+        interaction_scores(grid(additive), "valid_loss", ["a"])
+    with pytest.raises(ReportError, match="unknown column"):
+        interaction_scores(grid(additive), "valid_loss", ["a", "zeta"])

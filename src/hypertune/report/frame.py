@@ -160,6 +160,16 @@ def is_log_spaced(column: pd.Series) -> bool:
     return bool(logs.min() > np.log(1.2) and np.ptp(logs) <= 2 * LOG_RATIO_TOLERANCE * logs.mean())
 
 
+def level_series(column: pd.Series) -> pd.Series:
+    """A parameter's values as a heatmap's axis groups them (quantile bins where many)."""
+    return _levels(column)[0]
+
+
+def check_columns(results: pd.DataFrame, names: Sequence[str]) -> None:
+    """Raise a ReportError naming the known parameters and metrics if a column is unknown."""
+    _check_columns(results, names)
+
+
 def _levels(column: pd.Series) -> tuple[pd.Series, bool]:
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().all() and numeric.nunique() > MAX_LEVELS:

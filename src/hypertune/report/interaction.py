@@ -1,36 +1,79 @@
-"""Which pairs of hyperparameters interact? A two-way decomposition of each pair's cell means.
+"""Which pairs of hyperparameters interact, how much, and how sure we can be.
 
-For a pair (x, y) the metric is pivoted into cell means m[i, j] (one cell per level of y and x,
-continuous values in quantile bins, exactly as the heatmap draws it). The additive model
-m[i, j] ~ mu + a[i] + b[j] is fitted to the observed cells by least squares; what it cannot
-explain, the residual r[i, j], is the interaction. With SS_total the sum of squares of the cell
-means about their mean:
+Every searched parameter is a factor with the levels the heatmaps draw: grid values as they
+are, more than MAX_LEVELS distinct numbers (random, Bayesian or TPE search) in the same
+quantile bins. The trials are fitted by least squares (statsmodels OLS) with one of these
+models, the first whose residual has at least MIN_ERROR_DF degrees of freedom:
 
-    interaction share = sum r^2 / SS_total
-    main-effect share of x = sum over cells of b[j]^2 / SS_total   (effects centred on zero)
+1. ``two-way ANOVA``: every main effect and every two-factor interaction. The residual is
+   trial-to-trial noise (seeds, repeats) plus the unmodelled higher-order interactions, which
+   serve as the error where there are no replicates (a complete grid of three or more
+   parameters).
+2. ``pair ANOVA``: every main effect and this pair's interaction only (too few trials for all
+   pairs at once: incomplete grids, random search over many parameters); the other pairs'
+   interactions then count as error, which makes the test conservative.
+3. ``Tukey 1-df``: every main effect and Tukey's one-degree-of-freedom non-additivity term
+   a(x) * b(y). A two-parameter grid without replicates has no residual left once the full
+   interaction is in the model; Tukey's test is the classical test for that design. It sees
+   interactions of the product kind (the effect of x grows or shrinks with y) and not others.
 
-On a complete grid these three shares add up to 1 (the classical two-way ANOVA without
-replication); on an incomplete grid they are approximate. Noise is stated beside them: when
-cells hold several trials (seeds, repeats), `noise` is the share the interaction would have
-from trial-to-trial spread alone, (I - 1)(J - 1) * s^2 / n / SS_total with s^2 the pooled
-within-cell variance and n the mean trials per cell. An interaction share not well above `noise`
-is not evidence of interaction. A pair's cells pool the trials of every other parameter's
-levels, so with three or more parameters their spread includes those parameters' effects, and
-`noise` is then an upper estimate.
+A pair whose model has no such residual, or whose interaction the observed cells cannot
+estimate (a sparse Bayesian study filling a few cells), gets the verdict ``too few trials`` and
+no estimate: an exact fit of a few cells says nothing, it is not an interaction of 0.
+
+The shares are fractions of the variance of the metric over the trials (the total sum of
+squares): a term's type II sum of squares less what noise alone would put there (its degrees
+of freedom times the mean square error), floored at 0, over the total; so each lies in [0, 1]
+and on a complete grid they add up to at most 1. `low` and `high` are a 95% interval for the
+interaction share from the noncentral F distribution (the interval of its noncentrality, times
+the mean square error, over the total). `p_value` is the interaction's F test, Holm-adjusted
+for the pairs tested; a pair ``interacts`` when it is below ALPHA.
+
+A forest surrogate in the fANOVA style was weighed for random and Bayesian studies and not
+taken: forests find interaction in pure noise, so its shares need a permutation null (hundreds
+of refits) before they mean anything, while the binned linear model tests exactly the cells
+the heatmap shows. Nothing here is random: the same study gives the same table.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from hypertune.errors import ReportError
-from hypertune.report.frame import heatmap_info, searched_params
+from hypertune.report.anova import (
+    TUKEY,
+    Design,
+    Term,
+    TermTest,
+    noncentrality_interval,
+    two_way_terms,
+    type2,
+)
+from hypertune.report.frame import (
+    MAX_LEVELS,
+    check_columns,
+    is_log_spaced,
+    level_series,
+    searched_params,
+    usable_trials,
+)
 
-COLUMNS = ["x", "y", "interaction", "main_x", "main_y", "noise", "cells"]
+# Family-wise error rate over the pairs tested (Holm). Strict, because the page leads with what
+# passes it: a pure-noise study is called an interaction in 1 of 100 cases, not 1 in 20.
+ALPHA = 0.01
+CONFIDENCE = 0.95
+MIN_ERROR_DF = 3  # residual degrees of freedom a test needs to mean anything
+INTERACTS, NOISE, TOO_FEW = "interacts", "not above noise", "too few trials"
+VERDICTS = (INTERACTS, NOISE, TOO_FEW)
+COLUMNS = [
+    "x", "y", "interaction", "main_x", "main_y", "low", "high", "p_value", "verdict",
+    "method", "trials", "cells", "error_df", "noise_sd",
+]  # fmt: skip
 
 
 def interaction_scores(
@@ -39,20 +82,24 @@ def interaction_scores(
     params: Sequence[str] | None = None,
     full_budget_only: bool = False,
 ) -> pd.DataFrame:
-    """Rank every pair of searched parameters by the share of interaction in its cell means.
+    """For every pair of searched parameters: does it interact, how much, how sure are we.
 
     Args:
         results: a results table (one row per trial), as in results.csv.
-        metric: the column to decompose.
+        metric: the column to explain.
         params: the searched parameters; default: every column that is not bookkeeping or a
             metric.
         full_budget_only: keep only the full-budget trials instead of refusing mixed budgets.
 
     Returns:
-        One row per pair, strongest interaction first, with columns x, y, interaction (share of
-        the cell means' variance that is interaction), main_x, main_y (main-effect shares),
-        noise (interaction share expected from noise alone; NaN without repeats) and cells
-        (observed cells). Shares are NaN where the cell means do not vary at all.
+        One row per pair: x, y; interaction, main_x, main_y (shares of the metric's variance,
+        in [0, 1]; NaN where the trials cannot estimate them); low, high (95% interval of the
+        interaction share); p_value (Holm-adjusted over the pairs tested); verdict
+        ("interacts", "not above noise" or "too few trials"); method (the model, see the
+        module's docstring); trials, cells (observed cells of the pair), error_df and
+        noise_sd (residual degrees of freedom and standard deviation). Pairs that interact
+        come first, strongest first, then the others by strength, then those with too few
+        trials.
 
     Raises:
         ReportError: fewer than two parameters, an unknown column, or no usable trial.
@@ -62,60 +109,141 @@ def interaction_scores(
         raise ReportError(
             f"interaction needs two searched parameters; got {len(names)} ({', '.join(names)})"
         )
-    rows = []
-    for x, y in itertools.combinations(names, 2):
-        info = heatmap_info(results, x, y, metric, "mean", full_budget_only)
-        shares = decompose(
-            info.values.to_numpy(dtype=float),
-            info.std.to_numpy(dtype=float),
-            info.counts.to_numpy(dtype=int),
-        )
-        rows.append({"x": x, "y": y, **shares})
+    check_columns(results, [*names, metric])
+    frame, _ = usable_trials(results[[*names, metric, *_bookkeeping(results)]], metric,
+                             full_budget_only)  # fmt: skip
+    if frame.empty:
+        raise ReportError(f"no usable trials for {metric}")
+    numbers = {n: _numbers(frame[n]) for n in names if is_continuous(frame[n])}
+    codes = {n: _codes(frame[n]) for n in names if n not in numbers}
+    design = Design(codes, numbers, frame[metric].to_numpy())
+    full = two_way_terms(names)
+    everything = design.fit(full).df_resid >= MIN_ERROR_DF
+    rows = [
+        {**_pair(design, names, x, y, full if everything else None), "cells": _cells(frame, x, y)}
+        for x, y in itertools.combinations(names, 2)
+    ]
     table = pd.DataFrame(rows, columns=COLUMNS)
-    table = table.sort_values("interaction", ascending=False, na_position="last", kind="stable")
-    return table.reset_index(drop=True)
+    return _adjust_and_sort(table)
 
 
-def decompose(means: np.ndarray, std: np.ndarray, counts: np.ndarray) -> dict[str, float]:
-    """Shares of the cell means' variance: interaction, main_x (columns), main_y (rows), noise.
+def _pair(
+    design: Design, names: list[str], x: str, y: str, full: list[Term] | None
+) -> dict[str, Any]:
+    """The interaction test of (x, y) with the first model that leaves an error to test on."""
+    mains: list[Term] = [(n,) for n in names]
+    candidates: list[tuple[str, list[Term], Term]] = (
+        [("two-way ANOVA", full, (x, y))] if full else []
+    )
+    candidates += [
+        ("pair ANOVA", [*mains, (x, y)], (x, y)),
+        ("Tukey 1-df", [*mains, (TUKEY, x, y)], (TUKEY, x, y)),
+    ]
+    row: dict[str, Any] = {"x": x, "y": y, "trials": len(design.response)}
+    for method, terms, term in candidates:
+        fit = design.fit(terms)
+        if fit.df_resid < MIN_ERROR_DF:
+            continue
+        test = type2(design, terms, term)
+        if not test.df > 0:
+            break  # the observed cells cannot estimate this pair's interaction
+        mse = fit.rss / fit.df_resid
+        shares = _at_most_one(
+            {
+                "interaction": _share(test, mse, design.total_ss),
+                "main_x": _share(type2(design, terms, (x,)), mse, design.total_ss),
+                "main_y": _share(type2(design, terms, (y,)), mse, design.total_ss),
+            }
+        )
+        low, high = _interval(test, fit.df_resid, mse, design.total_ss)
+        shares["interaction"] = float(np.clip(shares["interaction"], low, high))
+        row.update(shares, low=low, high=high, verdict=NOISE, method=method)
+        # A metric that does not vary at all has nothing to explain: p = 1.
+        row.update(p_value=test.p if np.isfinite(test.p) else 1.0, error_df=fit.df_resid)
+        row["noise_sd"] = float(np.sqrt(mse))
+        return row
+    row.update(_mains_only(design, mains, x, y), interaction=np.nan, low=0.0, high=1.0)
+    row.update(p_value=np.nan, verdict=TOO_FEW, method="", error_df=np.nan, noise_sd=np.nan)
+    return row
 
-    `means` has rows for y levels and columns for x levels, NaN where no trial ran.
-    """
-    observed = ~np.isnan(means)
-    rows, cols = np.nonzero(observed)
-    values = means[observed]
-    result = {"interaction": np.nan, "main_x": np.nan, "main_y": np.nan, "noise": np.nan}
-    result["cells"] = float(len(values))
-    total = float(np.sum((values - values.mean()) ** 2)) if len(values) else 0.0
-    if total <= 0.0 or not np.isfinite(total):
-        return result
-    # Additive model by least squares: intercept, row dummies and column dummies.
-    n_rows, n_cols = means.shape
-    design = np.zeros((len(values), 1 + n_rows + n_cols))
-    design[:, 0] = 1.0
-    design[np.arange(len(values)), 1 + rows] = 1.0
-    design[np.arange(len(values)), 1 + n_rows + cols] = 1.0
-    coef, *_ = np.linalg.lstsq(design, values, rcond=None)
-    fitted = design @ coef
-    row_effect = coef[1 + rows]
-    col_effect = coef[1 + n_rows + cols]
-    # Centre the effects over the observed cells so the intercept carries the mean.
-    row_effect = row_effect - row_effect.mean()
-    col_effect = col_effect - col_effect.mean()
-    result["interaction"] = float(np.sum((values - fitted) ** 2)) / total
-    result["main_x"] = float(np.sum(col_effect**2)) / total
-    result["main_y"] = float(np.sum(row_effect**2)) / total
-    result["noise"] = _noise_share(std, counts, observed, total)
-    return result
+
+def _mains_only(design: Design, mains: list[Term], x: str, y: str) -> dict[str, float]:
+    """Main-effect shares from the additive model, where even the interaction is out of reach."""
+    fit = design.fit(mains)
+    if fit.df_resid < MIN_ERROR_DF:
+        return {"main_x": np.nan, "main_y": np.nan}
+    mse = fit.rss / fit.df_resid
+    return {
+        "main_x": _share(type2(design, mains, (x,)), mse, design.total_ss),
+        "main_y": _share(type2(design, mains, (y,)), mse, design.total_ss),
+    }
 
 
-def _noise_share(std: np.ndarray, counts: np.ndarray, observed: np.ndarray, total: float) -> float:
-    repeated = observed & (counts > 1) & ~np.isnan(std)
-    if not repeated.any():
-        return float("nan")
-    dof = counts[repeated] - 1
-    pooled = float(np.sum(dof * std[repeated] ** 2) / np.sum(dof))
-    levels_y = int(np.sum(observed.any(axis=1)))
-    levels_x = int(np.sum(observed.any(axis=0)))
-    mean_n = float(np.mean(counts[observed]))
-    return (levels_y - 1) * (levels_x - 1) * pooled / mean_n / total
+def _share(test: TermTest, mse: float, total: float) -> float:
+    """The term's sum of squares beyond noise, as a share of the total (0 when nothing varies)."""
+    if total <= 0 or not test.df > 0:
+        return 0.0
+    return float(np.clip((test.ss - test.df * mse) / total, 0.0, 1.0))
+
+
+def _interval(test: TermTest, df2: float, mse: float, total: float) -> tuple[float, float]:
+    if total <= 0 or not np.isfinite(test.f):
+        return 0.0, 0.0
+    low, high = noncentrality_interval(test.f, test.df, df2, total / mse, CONFIDENCE)
+    return float(min(low * mse / total, 1.0)), float(min(high * mse / total, 1.0))
+
+
+def _at_most_one(shares: dict[str, float]) -> dict[str, float]:
+    """Type II sums of squares overlap where the design is not orthogonal: scale to sum <= 1."""
+    total = sum(shares.values())
+    return {k: v / total for k, v in shares.items()} if total > 1 else shares
+
+
+def _adjust_and_sort(table: pd.DataFrame) -> pd.DataFrame:
+    from statsmodels.stats.multitest import multipletests
+
+    tested = table["verdict"] != TOO_FEW
+    if tested.any():
+        _, adjusted, _, _ = multipletests(table.loc[tested, "p_value"], method="holm")
+        table.loc[tested, "p_value"] = adjusted
+        table.loc[tested & (table["p_value"] < ALPHA), "verdict"] = INTERACTS
+    order = table["verdict"].map({v: i for i, v in enumerate(VERDICTS)})
+    table = table.assign(_order=order, _strength=-table["interaction"].fillna(-1.0))
+    table = table.sort_values(["_order", "_strength", "p_value"], kind="stable")
+    return table.drop(columns=["_order", "_strength"]).reset_index(drop=True)
+
+
+def is_continuous(column: pd.Series) -> bool:
+    """More distinct numbers than a heatmap axis shows as levels (they are binned there)."""
+    numeric = pd.to_numeric(column, errors="coerce")
+    return bool(numeric.notna().all() and numeric.nunique() > MAX_LEVELS)
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    values = pd.to_numeric(column).to_numpy(dtype=float)
+    return np.log10(values) if is_log_spaced(column) else values
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    """Level numbers of a parameter's values, sorted as the heatmap sorts them."""
+    return np.asarray(pd.Categorical(level_series(column)).codes, dtype=int)
+
+
+def _cells(frame: pd.DataFrame, x: str, y: str) -> int:
+    """Observed cells of the pair's heatmap (continuous values in their quantile bins)."""
+    levels = pd.DataFrame({x: level_series(frame[x]), y: level_series(frame[y])})
+    return len(levels.drop_duplicates())
+
+
+def _bookkeeping(results: pd.DataFrame) -> list[str]:
+    return [c for c in ("status", "epochs") if c in results.columns]
+
+
+def main_strengths(table: pd.DataFrame) -> dict[str, float]:
+    """Each parameter's largest main-effect share over the pairs it is in (NaN as 0)."""
+    strengths: dict[str, float] = {}
+    for row in table.itertuples():
+        for name, share in ((row.x, row.main_x), (row.y, row.main_y)):
+            value = 0.0 if pd.isna(share) else float(share)  # type: ignore[arg-type]
+            strengths[str(name)] = max(strengths.get(str(name), 0.0), value)
+    return strengths

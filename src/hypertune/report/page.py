@@ -267,10 +267,10 @@ def _draw_ranking(ax: Any, content: ReportContent) -> None:
     rows = [_ranking_cells(r, digits=2) for r in content.ranking.head(RANKED_ROWS).itertuples()]
     table = ax.table(
         cellText=rows,
-        colLabels=["pair (x, y)", "interaction", "main x", "main y", "noise level"],
+        colLabels=["pair (x, y)", "interaction", "main x", "main y", "95% interval", "verdict"],
         loc="upper left",
         cellLoc="center",
-        colWidths=[0.4, 0.15, 0.15, 0.15, 0.15],
+        colWidths=[0.3, 0.12, 0.1, 0.1, 0.16, 0.2],
     )
     table.auto_set_font_size(False)
     table.set_fontsize(8)
@@ -285,7 +285,8 @@ def _ranking_cells(row: Any, digits: int) -> list[str]:
         share(row.interaction),
         share(row.main_x),
         share(row.main_y),
-        share(row.noise),
+        f"{share(row.low)}–{share(row.high)}",
+        str(row.verdict),
     ]
 
 
@@ -317,8 +318,8 @@ def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) ->
             "main effects (additive model fitted by least squares; `noise level` is the share "
             "trial-to-trial spread alone would give, where cells hold repeats).",
             "",
-            "| pair (x, y) | interaction | main x | main y | noise level | cells |",
-            "|---|---|---|---|---|---|",
+            "| pair (x, y) | interaction | main x | main y | 95% interval | verdict | cells |",
+            "|---|---|---|---|---|---|---|",
         ]
         for row, cells in zip(
             content.ranking.itertuples(), content.ranking["cells"].astype(int), strict=True

@@ -1,0 +1,188 @@
+"""Linear models of a study's trials: every searched parameter a factor or a smooth quadratic.
+
+The building blocks of `interaction.py`: design matrices (treatment coding), least-squares fits
+(statsmodels OLS, whose residual degrees of freedom count the design's rank, so incomplete
+grids and empty cells are handled), type II sums of squares and an interval for a term's share
+of the variance from the noncentral F distribution. Nothing here knows about pictures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Term = tuple[str, ...]  # ("lr",) a main effect, ("lr", "dropout") an interaction
+TUKEY = "tukey"  # marks the one-degree-of-freedom non-additivity term of a pair
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What a fitted model leaves over."""
+
+    rss: float  # residual sum of squares
+    df_resid: float  # trials minus the rank of the design
+
+
+@dataclass(frozen=True)
+class TermTest:
+    """A term's type II sum of squares, its degrees of freedom and its F test in a model."""
+
+    ss: float
+    df: float
+    f: float
+    p: float
+
+
+class Design:
+    """The columns of a study's parameters: a factor's levels, or a smooth numeric value.
+
+    `codes` maps a factor to one integer level per trial (treatment coding); `numbers` maps a
+    continuous parameter to its value per trial (on the log scale where log-spaced), entered
+    as a quadratic: standardised value and its square.
+    """
+
+    def __init__(
+        self,
+        codes: Mapping[str, np.ndarray],
+        numbers: Mapping[str, np.ndarray],
+        response: np.ndarray,
+    ) -> None:
+        self.codes = dict(codes)
+        self.numbers = dict(numbers)
+        self.response = np.asarray(response, dtype=float)
+        self.total_ss = float(np.sum((self.response - self.response.mean()) ** 2))
+        self._cache: dict[frozenset[Term], Fit] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return sorted([*self.codes, *self.numbers])
+
+    def block(self, name: str) -> np.ndarray:
+        """A parameter's main-effect columns."""
+        if name in self.numbers:
+            value = self.numbers[name]
+            spread = float(value.std()) or 1.0
+            z = (value - value.mean()) / spread
+            return np.column_stack([z, z**2 - np.mean(z**2)])
+        codes = self.codes[name]
+        levels = int(codes.max()) + 1 if len(codes) else 0
+        columns = np.zeros((len(codes), max(levels - 1, 0)))
+        rows = np.nonzero(codes > 0)[0]
+        columns[rows, codes[rows] - 1] = 1.0
+        return columns
+
+    def columns(self, term: Term) -> np.ndarray:
+        if term[0] == TUKEY:
+            return self.tukey(term[1], term[2])[:, None]
+        blocks = [self.block(name) for name in term]
+        out = blocks[0]
+        for block in blocks[1:]:
+            out = np.einsum("ni,nj->nij", out, block).reshape(len(out), -1)
+        return out
+
+    def matrix(self, terms: Iterable[Term]) -> np.ndarray:
+        parts = [np.ones((len(self.response), 1))]
+        parts += [self.columns(term) for term in sorted(terms)]
+        return np.hstack(parts)
+
+    def fit(self, terms: Iterable[Term]) -> Fit:
+        """Least squares of the response on an intercept and `terms` (cached)."""
+        key = frozenset(terms)
+        if key not in self._cache:
+            from statsmodels.regression.linear_model import OLS
+
+            with warnings.catch_warnings():  # rank deficiency is expected: df_resid counts rank
+                warnings.simplefilter("ignore")
+                result = OLS(self.response, self.matrix(key)).fit()
+            self._cache[key] = Fit(float(result.ssr), float(result.df_resid))
+        return self._cache[key]
+
+    def tukey(self, x: str, y: str) -> np.ndarray:
+        """Tukey's non-additivity regressor for (x, y): the product of their additive effects.
+
+        Effects come from the additive model of every factor, centred over the trials; the
+        product is the one-degree-of-freedom interaction a(x) * b(y) that needs no replicates.
+        """
+        from statsmodels.regression.linear_model import OLS
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = OLS(self.response, self.matrix((n,) for n in self.names)).fit()
+        effects = {}
+        start = 1
+        for name in self.names:
+            block = self.block(name)
+            effect = block @ result.params[start : start + block.shape[1]]
+            effects[name] = effect - effect.mean()
+            start += block.shape[1]
+        return effects[x] * effects[y]
+
+
+def two_way_terms(names: Sequence[str]) -> list[Term]:
+    """Every main effect and every two-factor interaction."""
+    return [(n,) for n in names] + list(itertools.combinations(names, 2))
+
+
+def contains(term: Term, name: str) -> bool:
+    return name in (term[1:] if term[0] == TUKEY else term)
+
+
+def type2(design: Design, terms: Sequence[Term], term: Term) -> TermTest:
+    """Type II test of `term` in the model of `terms`: the model without every term that holds
+    `term`'s factors (and more), with and without `term` itself."""
+    from scipy import stats
+
+    factors = term[1:] if term[0] == TUKEY else term
+    wider = [t for t in terms if t != term and all(contains(t, f) for f in factors) and len(t) > 1]
+    kept = [t for t in terms if t not in wider]
+    without = [t for t in kept if t != term]
+    full, reduced, model = design.fit(kept), design.fit(without), design.fit(terms)
+    ss = max(reduced.rss - full.rss, 0.0)
+    df = reduced.df_resid - full.df_resid
+    mse = model.rss / model.df_resid if model.df_resid > 0 else float("nan")
+    if df <= 0 or not mse > 0:
+        return TermTest(ss, df, float("nan"), float("nan"))
+    f = ss / df / mse
+    return TermTest(ss, df, f, float(stats.f.sf(f, df, model.df_resid)))
+
+
+def noncentrality_interval(
+    f: float, df1: float, df2: float, cap: float, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Confidence interval for the noncentrality of an F test, by inverting its CDF.
+
+    The noncentrality is the term's true sum of squares over the error variance, so times the
+    mean square error it estimates the term's share of the variance (Steiger 2004). Bounds
+    above `cap` (a share of 1) are returned as `cap`. Where the noncentral F cannot be
+    evaluated (an almost exact fit, F in the millions) the interval is the estimate itself,
+    df1 * (F - 1), which is then exact to many digits.
+    """
+    from scipy import optimize, stats
+
+    tail = (1 - confidence) / 2
+    estimate = min(max(df1 * (f - 1), 0.0), cap)
+
+    def gap(lam: float, target: float) -> float:
+        return float(stats.ncf.cdf(f, df1, df2, lam)) - target
+
+    def solve(target: float) -> float:
+        at_zero, at_cap = gap(0.0, target), gap(cap, target)
+        if not (np.isfinite(at_zero) and np.isfinite(at_cap)):
+            return float("nan")
+        if at_zero <= 0:
+            return 0.0
+        if at_cap >= 0:
+            return cap
+        try:
+            return float(optimize.brentq(gap, 0.0, cap, args=(target,), xtol=1e-10))
+        except ValueError:  # NaN inside the bracket
+            return float("nan")
+
+    low, high = solve(1 - tail), solve(tail)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return estimate, estimate
+    return low, high
