@@ -22,6 +22,7 @@ SEARCHES = ("grid", "random", "bayes", "hyperopt")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FLOAT_WRITTEN = re.compile(r"[.eE]|inf|nan", re.IGNORECASE)
 _POINTS = re.compile(r"^(?:([lu])(\d+)|(\d+)([lu]))$")
+EXPONENT_PREFIX = "__log10__"  # see bayes_domains
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ def to_domain(spec: ParamSpec, search: str) -> Any:
         if spec.integer and search != "bayes":
             sampler = tune.lograndint if spec.log else tune.randint
             return sampler(int(low), int(high) + 1)
-        # BayesOpt samples floats only; integers are rounded by decode_config.
+        # BayesOpt samples floats only; integers are rounded by decode_config. Its log ranges
+        # are searched on the exponent instead (bayes_domains).
         return tune.loguniform(low, high) if spec.log else tune.uniform(low, high)
     if search == "bayes":
         numeric = [v for v in spec.values if _is_number(v)]
@@ -134,10 +136,39 @@ def to_domain(spec: ParamSpec, search: str) -> Any:
     return tune.choice(list(spec.values))
 
 
+def exponent_key(name: str) -> str:
+    """The config key under which Bayesian search samples a log range's base-10 exponent."""
+    return f"{EXPONENT_PREFIX}{name}"
+
+
+def bayes_domains(specs: Mapping[str, ParamSpec]) -> dict[str, Any]:
+    """Tune domains for Bayesian search: a log range is searched on its base-10 exponent.
+
+    BayesOptSearch keeps a domain's bounds but drops Tune's log sampler, so `loguniform(1e-4,
+    0.1)` would be explored uniformly (nine tenths of it above 0.01). The exponent, sampled
+    uniformly under :func:`exponent_key`, is turned back into the value by `decode_config`.
+    """
+    from ray import tune
+
+    space = {}
+    for name, spec in specs.items():
+        if spec.is_range and spec.log:
+            low, high = math.log10(spec.low), math.log10(spec.high)  # type: ignore[arg-type]
+            space[exponent_key(name)] = tune.uniform(low, high)
+        else:
+            space[name] = to_domain(spec, "bayes")
+    return space
+
+
 def decode_config(config: Mapping[str, Any], specs: Mapping[str, ParamSpec]) -> dict[str, Any]:
-    """Values as the trainer must see them: ints rounded, Bayesian samples snapped to the list."""
+    """Values as the trainer must see them: ints rounded, Bayesian samples snapped to the list,
+    a Bayesian log range's exponent turned back into its value."""
     decoded = dict(config)
     for name, spec in specs.items():
+        exponent = decoded.pop(exponent_key(name), None)
+        if exponent is not None and spec.is_range:
+            low, high = float(spec.low), float(spec.high)  # type: ignore[arg-type]
+            decoded[name] = min(max(10 ** float(exponent), low), high)
         if name not in decoded or isinstance(decoded[name], str | bool):
             continue
         value = decoded[name]

@@ -32,7 +32,7 @@ from hypertune.search.recorder import (
 )
 from hypertune.search.relay import relay
 from hypertune.search.tblog import MetricsTensorBoard
-from hypertune.space import ParamSpec, decode_config, to_domain
+from hypertune.space import ParamSpec, bayes_domains, decode_config, to_domain
 from hypertune.train import TrainSettings, check_config, fit
 
 PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
@@ -315,6 +315,9 @@ def _searcher(
     if config.search == "bayes":
         from ray.tune.search.bayesopt import BayesOptSearch
 
+        for name in config.space:
+            del space[name]
+        space.update(bayes_domains(config.space))  # log ranges on their exponent
         searcher: Any = BayesOptSearch(metric=metric, mode=mode, random_state=0)
     else:
         from ray.tune.search.hyperopt import HyperOptSearch
