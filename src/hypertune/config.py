@@ -8,6 +8,8 @@ study. A validated :class:`StudyConfig` can be turned back into a plain dict (`t
 from __future__ import annotations
 
 import copy
+import math
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,11 @@ METRIC_COLUMNS = frozenset(f"{name}{suffix}" for name in METRICS for suffix in (
 MODES = ("min", "max", "last")
 TRAINERS = ("hypertune", "mltrainer")
 AGGREGATES = ("mean", "median", "min", "max")
+# The most trials one study may plan; counted before any trial is built.
+MAX_TRIALS = 100_000
+# A study name is one folder name: no path, no `..`, no hidden folder, short enough for any
+# filesystem.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # Schedulers that stop trials early give them unequal budgets, which cannot share a heatmap.
 REFUSED_SCHEDULERS = ("hyperband", "asha", "median", "median_stopping", "pbt", "bohb")
 
@@ -125,6 +132,22 @@ class StudyConfig:
         }
 
 
+def check_name(name: str, where: str = "study name") -> str:
+    """Return `name` if it can name a study's folder; the same rule for every command.
+
+    Raises:
+        ConfigError: a path, `.` or `..`, more than 100 characters, or characters other than
+            letters, digits, '-', '_' and '.'.
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        shown = name if len(str(name)) <= 40 else f"{str(name)[:40]}..."
+        raise ConfigError(
+            f"{where}: '{shown}' is not a study name; use up to 100 letters, digits, '-', '_' "
+            "and '.', starting with a letter or digit"
+        )
+    return name
+
+
 def objective_column(meta: Mapping[str, Any]) -> str:
     """The results column a stored study optimised (from study.json's metric and mode)."""
     return Metric(meta["metric"], meta["mode"]).tune_metric
@@ -191,9 +214,7 @@ def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     """Validate a TOML-shaped dict into a :class:`StudyConfig`."""
     _check_tables(raw)
     study = raw.get("study", {})
-    name = _text(study, "study.name", study.get("name", "study"))
-    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise ConfigError(f"study.name: '{name}' may hold letters, digits, '-', '_' and '.' only")
+    name = check_name(_text(study, "study.name", study.get("name", "study")), "study.name")
     scheduler = study.get("scheduler", "fifo")
     if str(scheduler).lower() != "fifo":
         raise ConfigError(
@@ -214,9 +235,11 @@ def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     for key, value in model.items():
         if not isinstance(value, bool | int | float | str):
             raise ConfigError(f"model.{key}: expected a number, string or boolean, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"model.{key}: {value} is not a finite number")
     space = {name: from_toml(name, spec) for name, spec in raw.get("space", {}).items()}
     resources = raw.get("resources", {})
-    return StudyConfig(
+    config = StudyConfig(
         name=name,
         data=_text(study, "study.data", study.get("data", "digits-seq")),
         epochs=_positive_int(study, "study.epochs", 10),
@@ -230,9 +253,31 @@ def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
         data_options=dict(raw.get("data", {})),
         cpus_per_trial=_resource(resources, "cpus_per_trial", 1.0, minimum=0.0),
         gpus_per_trial=_resource(resources, "gpus_per_trial", 0.0, minimum=0.0),
-        max_concurrent=int(_resource(resources, "max_concurrent", 0, minimum=0)),
+        max_concurrent=_whole(resources, "max_concurrent"),
         report=_report_settings(raw.get("report", {})),
     )
+    _check_size(config)
+    return config
+
+
+def _check_size(config: StudyConfig) -> None:
+    """Refuse what could never be run: too many trials, or trials that hold no resources."""
+    planned = config.planned_trials()
+    if planned > MAX_TRIALS:
+        hint = (
+            "use random search with --samples"
+            if config.search == "grid"
+            else "use fewer samples or seeds"
+        )
+        raise ConfigError(
+            f"study: {config.search} search has {planned:,} trials; the limit is "
+            f"{MAX_TRIALS:,}; {hint}"
+        )
+    if config.cpus_per_trial <= 0 and config.gpus_per_trial <= 0:
+        raise ConfigError(
+            "resources.cpus_per_trial: 0 with no GPUs would start every trial at once; "
+            "give each trial at least a fraction of a CPU"
+        )
 
 
 def parse_metric(text: str) -> Metric:
@@ -293,8 +338,17 @@ def _choice(table: Mapping[str, Any], where: str, default: str, choices: Sequenc
     return str(value)
 
 
+def _whole(table: Mapping[str, Any], key: str) -> int:
+    value = table.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"resources.{key}: expected a whole number >= 0, got {value!r}")
+    return value
+
+
 def _resource(table: Mapping[str, Any], key: str, default: float, minimum: float) -> float:
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
         raise ConfigError(f"resources.{key}: expected a number >= {minimum:g}, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"resources.{key}: {value} is not a finite number")
     return float(value)

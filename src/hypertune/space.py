@@ -19,6 +19,8 @@ from hypertune.errors import SpaceError
 Value = int | float | str | bool
 
 SEARCHES = ("grid", "random", "bayes", "hyperopt")
+# The most values one range may spell out; counted before any value is built.
+MAX_RANGE_POINTS = 10_000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FLOAT_WRITTEN = re.compile(r"[.eE]|inf|nan", re.IGNORECASE)
 _POINTS = re.compile(r"^(?:([lu])(\d+)|(\d+)([lu]))$")
@@ -93,6 +95,9 @@ def parse_range_string(name: str, spec: str) -> ParamSpec:
     if any(not item for item in items):
         raise SpaceError(f"'{name}={spec}': empty item in list")
     values = [_scalar(item) for item in items]
+    for value in values:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpaceError(f"'{name}={spec}': '{value}' is not a finite number")
     if any(isinstance(v, float) for v in values):
         values = [float(v) if isinstance(v, int) else v for v in values]
     return ParamSpec(name, tuple(values), source=text)
@@ -103,6 +108,7 @@ def from_toml(name: str, spec: Any) -> ParamSpec:
     if isinstance(spec, str):
         return parse_range_string(name, spec)
     if isinstance(spec, bool | int | float):
+        _check_finite(name, spec)
         return ParamSpec(name, (spec,), source=spec)
     if isinstance(spec, list):
         return _from_list(name, spec)
@@ -257,19 +263,37 @@ def _stepped(start: float, stop: float, step: float, where: str) -> list[float]:
         raise SpaceError(
             f"{where}: step {step:g} cannot count {direction} from {start:g} to {stop:g}"
         )
-    count = math.floor((stop - start) / step + 1e-9) + 1
+    steps = (stop - start) / step  # inf when the span or the count overflows a float
+    if not math.isfinite(steps) or steps + 1 > MAX_RANGE_POINTS:
+        raise SpaceError(f"{where}: {_count_text(steps + 1)}; {_range_limit()}")
+    count = math.floor(steps + 1e-9) + 1
     return [_tidy(start + i * step) for i in range(count)]
 
 
 def _spaced(start: float, stop: float, count: int, log: bool, where: str) -> list[float]:
     if count < 2:
         raise SpaceError(f"{where}: {count} point(s); a spaced range needs at least 2")
+    if count > MAX_RANGE_POINTS:
+        raise SpaceError(f"{where}: {_count_text(count)}; {_range_limit()}")
     if not log:
         return [_tidy(start + (stop - start) * i / (count - 1)) for i in range(count)]
     if start <= 0 or stop <= 0:
         raise SpaceError(f"{where}: a log range needs both ends > 0")
     lo, hi = math.log10(start), math.log10(stop)
     return [_tidy(10 ** (lo + (hi - lo) * i / (count - 1))) for i in range(count)]
+
+
+def _count_text(count: float) -> str:
+    return f"{count:,.0f} values" if math.isfinite(count) else "more values than can be counted"
+
+
+def _range_limit() -> str:
+    return f"a range may spell out at most {MAX_RANGE_POINTS:,} values; use fewer points"
+
+
+def _check_finite(where: str, value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpaceError(f"space.{where}: {value} is not a finite number")
 
 
 def _tidy(value: float) -> float:
@@ -283,6 +307,7 @@ def _from_list(name: str, items: list[Any]) -> ParamSpec:
     for item in items:
         if not isinstance(item, bool | int | float | str):
             raise SpaceError(f"space.{name}: {item!r} is not a number, string or boolean")
+        _check_finite(name, item)
     if len(set(map(repr, items))) != len(items):
         raise SpaceError(f"space.{name}: the list repeats a value")
     return ParamSpec(name, tuple(items), source=list(items))
@@ -298,6 +323,8 @@ def _from_table(name: str, table: Mapping[str, Any]) -> ParamSpec:
     low, high = table["low"], table["high"]
     if not (_is_number(low) and _is_number(high)):
         raise SpaceError(f"space.{name}: low and high must be numbers")
+    _check_finite(f"{name}.low", low)
+    _check_finite(f"{name}.high", high)
     if not low < high:
         raise SpaceError(f"space.{name}: low < high must hold, got low={low}, high={high}")
     log = bool(table.get("log", False))
