@@ -10,6 +10,7 @@ import argparse
 import atexit
 import contextlib
 import importlib
+import logging
 import os
 import sys
 import threading
@@ -120,18 +121,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         "resume": cmd_resume,
         "rerun": cmd_rerun,
     }
+    _show_warnings()
     try:
         return handlers[args.command](args)
     except HypertuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        name = getattr(args, "name", None) or "NAME"
-        print(
-            f"\ninterrupted; finished trials are kept. Continue with: resume {name}",
-            file=sys.stderr,
-        )
+        print(f"\ninterrupted; {_resume_hint(args)}", file=sys.stderr)
         return 130
+
+
+def _show_warnings() -> None:
+    """hypertune's own warnings (a damaged row left out, ...) as `warning:` lines on stderr."""
+    logger = logging.getLogger("hypertune")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """What to do after Ctrl-C: a command that works when followed."""
+    from hypertune.errors import HypertuneError
+    from hypertune.store import read_study
+
+    name = getattr(args, "name", None)
+    storage = getattr(args, "storage", "runs")
+    where = "" if storage == "runs" else f" --storage {storage}"
+    try:
+        status = read_study(storage, name)["status"] if name else None
+    except HypertuneError:
+        status = None
+    if status is None:
+        return "no study was stored; run it again"
+    if status == "finished":
+        return f"study '{name}' had finished and is kept"
+    return f"finished trials are kept. Continue with: resume {name}{where}"
 
 
 def entry() -> NoReturn:
@@ -171,17 +199,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     config = load_config(args.config, overrides)
     args.name = config.name
-    print(
-        f"study {config.name}: {config.planned_trials()} trials, {config.search} search over "
-        f"{', '.join(config.space) or 'no parameters'}, {config.epochs} epochs, "
-        f"metric {config.metric}",
-        file=sys.stderr,
-    )
+    from hypertune import store
+
+    store.check_new_study(args.storage, config.name)
+    store.check_folder(args.storage, "--storage")
+    store.check_folder(args.out, "--out")
     started = _start_local_ray(config, args)
     try:
         from hypertune.search import run_study
 
-        line = ProgressLine(config.metric.tune_metric)
+        # Said once the study has passed every check and its first trial starts.
+        header = (
+            f"study {config.name}: {config.planned_trials()} trials, {config.search} search "
+            f"over {', '.join(config.space) or 'no parameters'}, {config.epochs} epochs, "
+            f"metric {config.metric}"
+        )
+        line = ProgressLine(config.metric.tune_metric, header)
         path = run_study(config, args.storage, args.address, progress=line, mlflow=args.mlflow)
         line.close()
     finally:
@@ -204,9 +237,7 @@ def _start_local_ray(config: StudyConfig, args: argparse.Namespace) -> bool:
 
     if cluster.ray_address(args.address) or config.gpus_per_trial > 0:
         return False
-    from hypertune import store
-
-    store.check_new_study(args.storage, config.name)
+    cluster.check_local_resources(config, None)
     loading = threading.Thread(target=_import_quietly, args=("hypertune.search.run",))
     loading.daemon = True
     loading.start()
@@ -224,9 +255,10 @@ def _import_quietly(module: str) -> None:
 def cmd_resume(args: argparse.Namespace) -> int:
     from hypertune.config import objective_column
     from hypertune.search import resume_study
-    from hypertune.store import read_study
+    from hypertune.store import check_folder, read_study
 
     meta = read_study(args.storage, args.name)
+    check_folder(args.out, "--out")
     line = ProgressLine(objective_column(meta))
     path = resume_study(args.storage, args.name, args.address, progress=line)
     line.close()
@@ -330,8 +362,11 @@ def _write_report(
 ) -> list[Path]:
     """Heatmaps (one pair, or every pair and pairs.png), report.pdf and report.md."""
     from hypertune.report import write_report
+    from hypertune.store import check_folder, study_dir
 
-    folder = Path(args.out) / meta["name"]
+    # Named by the command, never by study.json: a copied or edited study cannot write over
+    # another study's report, nor outside --out.
+    folder = study_dir(check_folder(args.out, "--out"), args.name)
     full_budget = getattr(args, "full_budget", False)
     return write_report(meta, results, folder, x, y, metric, agg, full_budget)
 
@@ -339,12 +374,16 @@ def _write_report(
 class ProgressLine:
     """One live status line on stderr instead of Ray's scrolling tables."""
 
-    def __init__(self, metric: str) -> None:
+    def __init__(self, metric: str, header: str | None = None) -> None:
         self.metric = metric
+        self.header = header
         self.live = sys.stderr.isatty()
         self.last = ""
 
     def __call__(self, state: Progress) -> None:
+        if self.header:
+            print(self.header, file=sys.stderr, flush=True)
+            self.header = None
         minutes, seconds = divmod(int(state.elapsed), 60)
         best = f"{state.best:.4g}" if state.best is not None else "-"
         text = (

@@ -1,36 +1,85 @@
 """A study's files on disk: runs/<study>/study.json and runs/<study>/results.csv.
 
 Every write goes to a temporary file in the same folder and is renamed into place, so a crash
-leaves either the old file or the new one, never half of one. The store knows tables and
-metadata, nothing of pictures or of Ray.
+leaves either the old file or the new one, never half of one; files get the permissions the
+umask allows, like any other file the user writes. A study has one owner: creating it claims
+its folder (an exclusive mkdir), and whoever runs or resumes it holds its lock. The store knows
+tables and metadata, nothing of pictures or of Ray.
 """
 
 from __future__ import annotations
 
+import csv
+import fcntl
+import io
 import json
+import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from hypertune.config import check_name
 from hypertune.errors import StudyError
 
 STUDY_FILE = "study.json"
 RESULTS_FILE = "results.csv"
 RAY_DIR = "ray"
+LOCK_FILE = ".lock"
 # Status values of a trial in results.csv.
-TERMINATED, ERROR, NAN, RUNNING = "TERMINATED", "ERROR", "NAN", "RUNNING"
+TERMINATED, ERROR, NAN = "TERMINATED", "ERROR", "NAN"
+STATUSES = (TERMINATED, ERROR, NAN)
 LEADING = ["trial_id", "status"]
 TRAILING = ["epochs", "seed", "seconds", "error"]
+# What every command reads from study.json, and the type each must have.
+STUDY_KEYS = {
+    "name": str,
+    "status": str,
+    "config": dict,
+    "metric": str,
+    "mode": str,
+    "direction": str,
+    "params": list,
+    "data": dict,
+}
+
+log = logging.getLogger("hypertune")
 
 
 def study_dir(storage: str | Path, name: str) -> Path:
-    """Where a study named `name` lives under `storage`."""
-    return Path(storage) / name
+    """Where a study named `name` lives under `storage`.
+
+    Raises:
+        ConfigError: `name` is not a study name (a path, `..`, too long, odd characters).
+    """
+    return Path(storage) / check_name(name)
+
+
+def check_folder(folder: str | Path, flag: str) -> Path:
+    """Make sure `folder` is, or can become, a folder this process can write into (it is not
+    created here: a refused command leaves nothing behind).
+
+    Raises:
+        StudyError: it or a folder above it is a file, or it cannot be written to.
+    """
+    path = Path(folder)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StudyError(f"{flag}: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StudyError(f"{flag}: cannot write to {existing} ({exc.strerror or exc})") from exc
+    return path
 
 
 def known_studies(storage: str | Path) -> list[str]:
@@ -42,32 +91,94 @@ def known_studies(storage: str | Path) -> list[str]:
 
 
 def check_new_study(storage: str | Path, name: str) -> None:
-    """Refuse a study name that is taken (a study is never overwritten).
+    """Refuse a study name that is taken (a study is never overwritten); an early check, the
+    claim itself is :func:`create_study_dir`.
 
     Raises:
-        StudyError: a study of that name exists in `storage`.
+        StudyError: a study or another folder of that name exists in `storage`.
     """
     path = study_dir(storage, name)
-    if (path / STUDY_FILE).exists():
-        raise StudyError(
-            f"study '{name}' already exists in {path}; pass --name NEW_NAME, "
-            f"`resume {name}` to finish it, or remove the folder"
-        )
+    if path.exists():
+        raise _taken(storage, name, path)
 
 
 def create_study_dir(storage: str | Path, name: str) -> Path:
-    """Make the study's folder; refuse if a study of that name exists (never overwrite)."""
-    check_new_study(storage, name)
+    """Claim the study's folder: created here, or refused (never shared, never overwritten).
+
+    Raises:
+        StudyError: the folder exists already (a study, or anything else).
+    """
     path = study_dir(storage, name)
-    path.mkdir(parents=True, exist_ok=True)
+    check_folder(path.parent, "--storage")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise _taken(storage, name, path) from None
     return path
 
 
+def _taken(storage: str | Path, name: str, path: Path) -> StudyError:
+    where = "" if Path(storage) == Path("runs") else f" --storage {storage}"
+    if not (path / STUDY_FILE).is_file():
+        return StudyError(
+            f"{path} exists and holds no study (no {STUDY_FILE}); pass --name NEW_NAME or "
+            "remove the folder"
+        )
+    try:
+        finished = read_study(storage, name)["status"] == "finished"
+    except StudyError:
+        finished = False
+    if finished:
+        return StudyError(
+            f"study '{name}' already exists in {path} and has finished; pass --name NEW_NAME "
+            "or remove the folder"
+        )
+    return StudyError(
+        f"study '{name}' already exists in {path}; pass --name NEW_NAME, or finish it with "
+        f"`resume {name}{where}`"
+    )
+
+
+@contextmanager
+def study_lock(path: Path) -> Iterator[None]:
+    """Hold the study's lock while it runs: a second run or resume of it is refused.
+
+    The lock is the operating system's (`flock`), so a process that dies, even by kill -9,
+    releases it.
+
+    Raises:
+        StudyError: another process holds the lock.
+    """
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StudyError(
+            f"study '{path.name}' is being run by another process (pid {owner}); wait for it to end"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename."""
+    """Write `text` to `path` through a temporary file and a rename (mode as the umask says)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -95,9 +206,15 @@ def read_study(storage: str | Path, name: str) -> dict[str, Any]:
         hint = f"; known: {', '.join(known)}" if known else f"; {storage}/ holds no studies"
         raise StudyError(f"study '{name}' not found in {storage}/{hint}")
     try:
-        meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StudyError(f"{path}: unreadable ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise StudyError(f"{path}: not a study record (expected a JSON object)")
+    for key, kind in STUDY_KEYS.items():
+        if not isinstance(meta.get(key), kind):
+            found = "missing" if key not in meta else f"a {type(meta[key]).__name__}"
+            raise StudyError(f"{path}: '{key}' is {found}; expected a {kind.__name__}")
     return meta
 
 
@@ -119,27 +236,52 @@ def write_results(path: Path, rows: Sequence[Mapping[str, Any]], params: Sequenc
     write_atomic(path / RESULTS_FILE, frame.to_csv(index=False))
 
 
-def merge_rows(
-    existing: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    """Rows of `existing` updated by `new`, matched on trial_id (new wins)."""
-    merged = {str(row["trial_id"]): dict(row) for row in existing}
-    for row in new:
-        merged[str(row["trial_id"])] = dict(row)
-    return list(merged.values())
-
-
 def read_results(storage: str | Path, name: str) -> pd.DataFrame:
     """Read a study's results.csv (empty frame if no trial has finished yet).
 
+    Floats are read back exactly (round trip), so a row once written is written again byte for
+    byte. A torn or malformed row (a crash of another writer, an edit by hand) is dropped with
+    a warning, never taken as a finished trial.
+
     Raises:
-        StudyError: no such study.
+        StudyError: no such study, or results.csv is not a results table.
     """
     read_study(storage, name)  # a clear error for an unknown study
     path = study_dir(storage, name) / RESULTS_FILE
     if not path.is_file():
         return pd.DataFrame(columns=LEADING)
-    return pd.read_csv(path, dtype={"trial_id": str})
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyError(f"{path}: unreadable ({exc})") from exc
+    return parse_results(text, path)
+
+
+def parse_results(text: str, path: Path) -> pd.DataFrame:
+    """The results table in `text` (the contents of `path`), less its damaged rows."""
+    try:
+        records = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise StudyError(f"{path}: not a results table ({exc})") from exc
+    if not records or records[0][: len(LEADING)] != LEADING:
+        raise StudyError(
+            f"{path}: not a results table (its first line must start with "
+            f"{','.join(LEADING)}); remove the file to start the study's table anew"
+        )
+    header, rows = records[0], records[1:]
+    torn = bool(rows) and not text.endswith("\n")
+    kept = []
+    for number, row in enumerate(rows, start=2):
+        if torn and number == len(rows) + 1:
+            log.warning("%s: row %d is cut short (torn write); left out", path, number)
+        elif len(row) != len(header) or row[1] not in STATUSES or not row[0]:
+            log.warning("%s: row %d is malformed; left out", path, number)
+        else:
+            kept.append(row)
+    clean = io.StringIO()
+    csv.writer(clean, lineterminator="\n").writerows([header, *kept])
+    clean.seek(0)
+    return pd.read_csv(clean, dtype={"trial_id": str}, float_precision="round_trip")
 
 
 def finite(value: Any) -> bool:

@@ -199,16 +199,29 @@ def _inherited(class_cache: Any) -> bool:
     return all(_local["env"].get(name) == value for name, value in wanted.items())
 
 
-def check_local_gpu(config: StudyConfig, address: str | None) -> None:
-    """Refuse GPUs per trial on a local run without a GPU before the study folder exists."""
-    if config.gpus_per_trial <= 0 or ray_address(address):
+def check_local_resources(config: StudyConfig, address: str | None) -> None:
+    """Refuse, before the study folder exists, a trial that this machine could never start:
+    more CPUs per trial than it has, or GPUs where it has none (a cluster is asked by
+    :func:`free_slots`)."""
+    if ray_address(address):
         return
-    if ray.is_initialized():
+    cpus = os.cpu_count() or 1
+    if config.cpus_per_trial > cpus:
+        raise ConfigError(
+            f"resources.cpus_per_trial: {config.cpus_per_trial:g} CPUs per trial, but this "
+            f"machine has {cpus}; a trial could never start"
+        )
+    if config.gpus_per_trial <= 0 or ray.is_initialized():
         return  # free_slots asks the running cluster
     import torch
 
     if not torch.cuda.is_available():
         raise ConfigError("resources.gpus_per_trial: no GPU on this machine; use 0")
+    if config.gpus_per_trial > torch.cuda.device_count():
+        raise ConfigError(
+            f"resources.gpus_per_trial: {config.gpus_per_trial:g} GPUs per trial, but this "
+            f"machine has {torch.cuda.device_count()}; a trial could never start"
+        )
 
 
 def free_slots(config: StudyConfig) -> int:
@@ -217,6 +230,13 @@ def free_slots(config: StudyConfig) -> int:
     gpus = resources.get("GPU", 0)
     if config.gpus_per_trial > 0 and gpus <= 0:
         raise ConfigError("resources.gpus_per_trial: no GPU in the Ray cluster; use 0")
+    for key, kind in (("cpus_per_trial", "CPU"), ("gpus_per_trial", "GPU")):
+        wanted, held = getattr(config, key), resources.get(kind, 0)
+        if wanted > held:
+            raise ConfigError(
+                f"resources.{key}: {wanted:g} per trial, but the Ray cluster has {held:g} "
+                f"{kind}s in all; a trial could never start"
+            )
     return _slots(config, resources.get("CPU", 1), gpus)
 
 

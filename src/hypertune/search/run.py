@@ -20,7 +20,7 @@ from ray import tune
 from hypertune import provenance, store
 from hypertune.config import StudyConfig, from_dict
 from hypertune.data import DataBundle, load_dataset
-from hypertune.errors import StudyError
+from hypertune.errors import ConfigError, StudyError
 from hypertune.search import cluster
 from hypertune.search.order import costliest_first, trial_points
 from hypertune.search.recorder import (
@@ -36,6 +36,8 @@ from hypertune.space import ParamSpec, bayes_domains, decode_config, to_domain
 from hypertune.train import TrainSettings, check_config, fit
 
 PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
+# The largest model one trial may build: with Adam's two moments about 1.6 GB of float32.
+MAX_PARAMETERS = 100_000_000
 # Seconds between Ray's experiment checkpoints (Ray's "auto" waits 10 s or more): a driver
 # killed mid-study loses at most this much of the trial table that `resume` restores.
 CHECKPOINT_PERIOD_S = "1"
@@ -70,8 +72,21 @@ def run_study(
     data = load_dataset(config.data, **config.data_options)
     preflight(config, data)
     cluster.check_address(address)
-    cluster.check_local_gpu(config, address)
+    cluster.check_local_resources(config, address)
     path = store.create_study_dir(storage, config.name)
+    with store.study_lock(path):
+        _first_run(config, data, path, address, progress, mlflow)
+    return path
+
+
+def _first_run(
+    config: StudyConfig,
+    data: DataBundle,
+    path: Path,
+    address: str | None,
+    progress: ProgressFn | None,
+    mlflow: bool,
+) -> None:
     meta = {
         "name": config.name,
         "status": "running",
@@ -93,33 +108,47 @@ def run_study(
     }
     store.write_study(path, meta)
     _execute(config, data, path, meta, address, progress, restore=False)
-    return path
 
 
 def resume_study(
     storage: str | Path, name: str, address: str | None = None, progress: ProgressFn | None = None
 ) -> Path:
-    """Finish a study whose driver stopped: finished trials are kept, the rest run."""
-    meta = store.read_study(storage, name)
-    if meta.get("status") == "finished":
-        raise StudyError(f"study '{name}' has finished; nothing to resume")
-    config = from_dict(meta["config"])
-    cluster.check_address(address)
-    data = load_dataset(config.data, **config.data_options)
-    if data.fingerprint != meta["data"]["fingerprint"]:
-        raise StudyError(
-            f"study '{name}': the data changed since it ran (fingerprint {data.fingerprint}, "
-            f"recorded {meta['data']['fingerprint']}); start a new study instead"
-        )
+    """Finish a study whose driver stopped: finished trials are kept, the rest run.
+
+    Raises:
+        StudyError: no such study, it has finished, another process runs it, or its data
+            changed since it ran.
+    """
     path = store.study_dir(storage, name)
-    _execute(config, data, path, meta, address, progress, restore=True)
+    store.read_study(storage, name)  # a clear error for an unknown study
+    store.check_folder(path, "--storage")
+    with store.study_lock(path):
+        meta = store.read_study(storage, name)  # as the last owner left it
+        if meta["status"] == "finished":
+            raise StudyError(f"study '{name}' has finished; nothing to resume")
+        config = from_dict(meta["config"])
+        cluster.check_address(address)
+        cluster.check_local_resources(config, address)
+        data = load_dataset(config.data, **config.data_options)
+        if data.fingerprint != meta["data"].get("fingerprint"):
+            raise StudyError(
+                f"study '{name}': the data changed since it ran (fingerprint "
+                f"{data.fingerprint}, recorded {meta['data'].get('fingerprint')}); start a new "
+                "study instead"
+            )
+        _execute(config, data, path, meta, address, progress, restore=True)
     return path
 
 
 def preflight(config: StudyConfig, data: DataBundle) -> None:
     """Build the model of every configuration (up to a limit) on the meta device.
 
-    Catches unknown keys, wrong types and impossible shapes in a second, before Ray starts.
+    Catches unknown keys, wrong types, impossible shapes and models too large to train in a
+    second, before Ray starts. The combination of every parameter's largest value comes first.
+
+    Raises:
+        ConfigError: a configuration cannot be built, or its model has more than
+            :data:`MAX_PARAMETERS` parameters.
     """
     import torch
 
@@ -131,11 +160,26 @@ def preflight(config: StudyConfig, data: DataBundle) -> None:
     for spec in config.space.values():
         values = spec.values if spec.values else (spec.low, spec.high)
         candidates.append([(spec.name, v) for v in values])
-    for combo in itertools.islice(itertools.product(*candidates), PREFLIGHT_LIMIT):
+    largest = tuple(max(c, key=_size_key) for c in candidates)
+    combos = itertools.islice(itertools.product(*candidates), PREFLIGHT_LIMIT)
+    for combo in itertools.chain([largest], combos):
         trial = decode_config({**config.hyperparameters(), **dict(combo)}, config.space)
         check_config(trial)
         with torch.device("meta"):
-            create_model(trial, data.input_shape, data.num_classes)
+            model = create_model(trial, data.input_shape, data.num_classes)
+        size = sum(p.numel() for p in model.parameters())
+        if size > MAX_PARAMETERS:
+            chosen = ", ".join(f"{k}={v}" for k, v in combo)
+            raise ConfigError(
+                f"model: {size:,} parameters with {chosen}; a trial's model may have at most "
+                f"{MAX_PARAMETERS:,}"
+            )
+
+
+def _size_key(item: tuple[str, Any]) -> float:
+    """Numbers by size; anything else counts as small."""
+    value = item[1]
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def train_trial(
@@ -174,8 +218,9 @@ def _execute(
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
     for name, value in RESULT_BUFFER.items():
         os.environ.setdefault(name, value)
-    started_here = cluster.start(address, config)
+    started_here = False
     try:
+        started_here = cluster.start(address, config)
         slots = cluster.free_slots(config)
         recorder = ResultRecorder(config, path, Progress(config.planned_trials()), progress)
         settings = TrainSettings(
@@ -216,6 +261,11 @@ def _execute(
             tuner = _new_tuner(config, data, trainable, path, slots, callbacks)
         with cluster.trial_workers():
             tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
+    except BaseException:
+        # Whatever stopped the study, it is not running any more and can be resumed.
+        meta.update(status="interrupted")
+        store.write_study(path, meta)
+        raise
     finally:
         if started_here:
             cluster.stop()
