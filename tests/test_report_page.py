@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 from pypdf import PdfReader
 
 from hypertune.cli import main
-from hypertune.report import best_configuration
+from hypertune.report import best_trial
 from hypertune.store import study_dir, write_results, write_study
 
 A4_POINTS = (595.0, 842.0)  # 8.27 x 11.69 inches
@@ -120,23 +119,24 @@ def test_seeded_grid_report_is_one_page_and_matches_results(tmp_path: Path) -> N
     check_one_a4_page(out / "report.pdf")
 
     text = (out / "report.md").read_text()
-    results = pd.read_csv(tmp_path / "runs" / "seeded" / "results.csv")
-    means = results.groupby(["lr", "hidden_size", "dropout"])["valid_loss_best"].agg(
-        ["mean", "std"]
-    )
-    best = means["mean"].idxmin()
-    line = next(line for line in text.splitlines() if line.startswith("**Best"))
-    lr, hidden, dropout = best
-    assert f"lr={lr:.4g}, hidden_size={hidden}, dropout={dropout:.4g}" in line
-    value, spread = map(float, re.search(r"= (\S+) ± (\S+) \(mean of 3", line).groups())
-    assert value == pytest.approx(means.loc[best, "mean"], rel=1e-5)
-    assert spread == pytest.approx(means.loc[best, "std"], rel=1e-5)
+    results = pd.read_csv(tmp_path / "runs" / "seeded" / "results.csv", dtype={"trial_id": str})
+    best = results.loc[results["valid_loss_best"].idxmin()]
+    line = next(line for line in text.splitlines() if line.startswith("**Best trial:**"))
+    assert f"trial {best['trial_id']} by the objective valid_loss_best" in line
+    assert f"valid_loss_best = {best['valid_loss_best']:.6g}" in line
     assert "54 of 54 trials drawn; excluded: none." in text
     assert "54 of 54 trials ran · 3 seeds" in text
-    # The product pair leads, and it is the strongest interaction in the ranking.
+    # The product pair leads, and it is the only one that interacts.
     assert "How do lr and hidden_size interact on valid_loss_best?" in text
-    first = text.split("|---|---|---|---|---|---|\n")[1].splitlines()[0]
-    assert first.startswith("| lr x hidden_size |")
+    assert "**Verdict:** 1 of 3 pairs interact beyond noise" in text
+    first = table_rows(text)[0]
+    assert first[0] == "lr x hidden_size" and first[6] == "interacts"
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The interaction table of report.md, as lists of cells."""
+    body = text.split("## Which pairs interact?")[1].split("\n\n")[2]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in body.splitlines()[2:]]
 
 
 def test_random_search_bins_continuous_values_on_log_axes(tmp_path: Path) -> None:
@@ -168,7 +168,7 @@ def test_single_parameter_gets_a_one_row_heatmap(tmp_path: Path) -> None:
     assert not (out / "pairs.png").exists()
     check_one_a4_page(out / "report.pdf")
     text = (out / "report.md").read_text()
-    assert "lr=0.1: valid_loss_best = 0.333333 (trial t002)" in text
+    assert "trial t002 by the objective valid_loss_best (lower is better): lr=0.1" in text
 
 
 def test_no_searched_parameter_is_a_clear_error(
@@ -213,8 +213,9 @@ def test_many_parameters_still_fit_one_page(tmp_path: Path) -> None:
     check_one_a4_page(out / "report.pdf")
     assert len(list(out.glob("heatmap_*.png"))) == 6
     assert (out / "pairs.png").stat().st_size > 0
-    table = (out / "report.md").read_text().split("|---|---|---|---|---|---|\n")[1]
-    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 6
+    rows = table_rows((out / "report.md").read_text())
+    assert len(rows) == 6
+    assert all(0 <= float(r[1]) <= 1 for r in rows if r[1] != "–")
 
 
 def test_report_never_imports_ray_or_search(tmp_path: Path) -> None:
@@ -232,18 +233,16 @@ def test_report_never_imports_ray_or_search(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_best_configuration_combines_seeds_before_comparing() -> None:
+def test_best_trial_is_the_finished_trial_with_the_best_objective() -> None:
     results = pd.DataFrame(
         {
             "trial_id": ["t1", "t2", "t3", "t4", "t5"],
-            "status": ["TERMINATED"] * 4 + ["ERROR"],
+            "status": ["TERMINATED", "TERMINATED", "TERMINATED", "NAN", "ERROR"],
             "a": [1, 1, 2, 2, 3],
-            "accuracy": [0.99, 0.5, 0.8, 0.8, 1.0],
-            "epochs": [2, 2, 2, 2, 0],
+            "valid_loss_best": [0.5, 0.2, 0.2, 0.01, np.nan],
         }
     )
-    # a=1 has the single best trial, but a=2 is better on average over its seeds.
-    best = best_configuration(results, ["a"], "accuracy", "max")
-    assert best == {"params": {"a": 2}, "value": 0.8, "std": 0.0, "n": 2, "trial_id": "t3"}
-    best = best_configuration(results, ["a"], "accuracy", "max", agg="max")
-    assert (best["params"], best["value"], best["trial_id"]) == ({"a": 1}, 0.99, "t1")
+    meta = {"metric": "valid_loss", "mode": "min", "direction": "min"}
+    assert best_trial(results, meta)["trial_id"] == "t2"  # ties: the first listed
+    meta = {"metric": "valid_loss", "mode": "max", "direction": "max"}
+    assert best_trial(results, meta)["trial_id"] == "t1"  # a finished trial, not the NAN one

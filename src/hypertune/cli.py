@@ -274,9 +274,10 @@ def _finish(path: Path, args: argparse.Namespace) -> int:
     results = read_results(args.storage, path.name)
     counts = results["status"].value_counts().to_dict() if len(results) else {}
     print(f"{len(results)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    ranked = sort_results(results, meta, None) if len(results) else results
-    if len(ranked) and ranked.iloc[0]["status"] == "TERMINATED":
-        best = ranked.iloc[0]
+    from hypertune.report import best_trial  # the one meaning of "best" (also on the page)
+
+    best = best_trial(results, meta)
+    if best is not None:
         objective = objective_column(meta)
         values = ", ".join(f"{p}={best[p]}" for p in meta["params"])
         score = float(best[objective])

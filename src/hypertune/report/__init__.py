@@ -1,8 +1,10 @@
 """Heatmaps of one metric over two hyperparameters, from stored results only (no Ray).
 
-`frame` is the pure data layer (which trials may be drawn, and their pivot), `interaction` ranks
-pairs by how much they interact, `plot` only draws, and `page` composes everything into
-reports/<study>/: one PNG per pair, pairs.png, report.pdf (one A4 page) and report.md.
+`frame` is the pure data layer (which trials may be drawn, and their pivot), `interaction` (on
+`anova`) tests every pair for interaction and gives it a verdict, `plot` only draws (seaborn
+for the cells), `layout` arranges the A4 page, `markdown` writes its text twin, and `page`
+composes everything into reports/<study>/ as one set (`files`): one PNG per pair, pairs.png,
+report.pdf (one A4 page) and report.md.
 """
 
 from hypertune.report.frame import (
@@ -11,22 +13,26 @@ from hypertune.report.frame import (
     heatmap_frame,
     heatmap_info,
     is_log_spaced,
+    main_effect,
+    metric_bounds,
     searched_params,
     usable_trials,
 )
 from hypertune.report.interaction import interaction_scores
-from hypertune.report.page import best_configuration, report_content, write_report
+from hypertune.report.page import best_trial, report_content, write_report
 from hypertune.report.plot import heatmap_path, plot_heatmap, write_heatmap, write_pairs
 
 __all__ = [
     "AGGREGATES",
     "HeatmapInfo",
-    "best_configuration",
+    "best_trial",
     "heatmap_frame",
     "heatmap_info",
     "heatmap_path",
     "interaction_scores",
     "is_log_spaced",
+    "main_effect",
+    "metric_bounds",
     "plot_heatmap",
     "report_content",
     "searched_params",

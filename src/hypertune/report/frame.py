@@ -200,3 +200,38 @@ def _check_columns(results: pd.DataFrame, names: Sequence[str]) -> None:
 def describe(excluded: dict[str, int]) -> str:
     """'2 error, 1 non-finite' (or 'none')."""
     return ", ".join(f"{n} {why}" for why, n in excluded.items()) or "none"
+
+
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """The range a metric can take: accuracy in [0, 1], losses >= 0, others unbounded."""
+    base = metric.removesuffix("_best")
+    if base == "accuracy":
+        return 0.0, 1.0
+    if base.endswith("loss"):
+        return 0.0, float("inf")
+    return float("-inf"), float("inf")
+
+
+def main_effect(
+    results: pd.DataFrame, param: str, metric: str, full_budget_only: bool = False
+) -> pd.DataFrame:
+    """The mean of `metric` at each level of `param` (the other parameters pooled), with a 95%
+    t interval of the mean clipped to the metric's range (NaN where a level has one trial).
+
+    Returns:
+        One row per level (binned like a heatmap axis), columns mean, low, high, n.
+    """
+    from scipy import stats
+
+    _check_columns(results, [param, metric])
+    frame, _ = usable_trials(results, metric, full_budget_only)
+    levels = _levels(frame[param])[0]
+    grouped = frame[metric].groupby(levels, observed=True, sort=True)
+    table = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.size()})
+    dof = (table["n"] - 1).where(table["n"] > 1)
+    half = stats.t.ppf(0.975, dof) * table["std"] / np.sqrt(table["n"])
+    lowest, highest = metric_bounds(metric)
+    table["low"] = (table["mean"] - half).clip(lower=lowest)
+    table["high"] = (table["mean"] + half).clip(upper=highest)
+    table.index.name = param
+    return table[["mean", "low", "high", "n"]]

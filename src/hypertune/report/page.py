@@ -1,37 +1,31 @@
 """The one-page report: reports/<study>/report.pdf (one A4 page) and report.md, with the PNGs.
 
 `report_content` gathers every number the page shows (pure, from study.json and results.csv);
-`write_report` draws the heatmaps, the pair grid and the page, and writes the markdown twin.
+`write_report` draws the heatmaps, the pair grid and the page, writes the markdown twin, and
+publishes them as one set (`files.publish`).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hypertune.config import METRICS, objective_column
 from hypertune.errors import ReportError
-from hypertune.report.frame import HeatmapInfo, describe, heatmap_info, usable_trials
-from hypertune.report.interaction import interaction_scores
-from hypertune.report.plot import (
-    caption_text,
-    heatmap_path,
-    plot_heatmap,
-    plot_main_effect,
-    title,
-    write_heatmap,
-    write_pairs,
-)
+from hypertune.report.files import publish
+from hypertune.report.frame import HeatmapInfo, heatmap_info, main_effect
+from hypertune.report.interaction import INTERACTS, TOO_FEW, interaction_scores, main_strengths
+from hypertune.report.plot import heatmap_path, shared_limits, write_heatmap, write_pairs
 
-A4_INCHES = (8.27, 11.69)
-SMALL_HEATMAPS = 3
-RANKED_ROWS = 6  # pairs listed on the page (report.md lists them all)
+SMALL_PANELS = 3
 PAIRS_FILE = "pairs.png"
+USABLE_STATUS = "TERMINATED"
 
 
 @dataclass
@@ -44,15 +38,18 @@ class ReportContent:
     metric: str
     direction: str
     agg: str
-    best: dict[str, Any]  # params, value, n, std, trial_id
+    best: dict[str, Any]  # the best trial by the objective: trial_id, params, values
     lead: tuple[str, str | None]
     others: list[tuple[str, str]]
     ranking: pd.DataFrame | None  # interaction_scores, or None for a single parameter
+    summary: str  # the verdict over all pairs, in words
     excluded: dict[str, int]
     used: int
     total: int
     infos: dict[tuple[str, str | None], HeatmapInfo] = field(default_factory=dict)
-    mains: dict[str, HeatmapInfo] = field(default_factory=dict)  # one row per parameter
+    notes: dict[tuple[str, str | None], str] = field(default_factory=dict)  # verdict captions
+    mains: dict[str, pd.DataFrame] = field(default_factory=dict)  # strongest first
+    limits: tuple[float, float] = (0.0, 1.0)  # the page's one colour scale
 
 
 def report_metric(meta: Mapping[str, Any], metric: str | None = None) -> tuple[str, str]:
@@ -67,6 +64,23 @@ def report_metric(meta: Mapping[str, Any], metric: str | None = None) -> tuple[s
     return chosen, METRICS.get(chosen.removesuffix("_best"), "min")
 
 
+def best_trial(results: pd.DataFrame, meta: Mapping[str, Any]) -> pd.Series | None:
+    """The study's best trial: the finished trial with the best objective (None if none).
+
+    The one meaning of "best" everywhere: `run`'s last lines, the page and report.md. Ties go
+    to the trial listed first in results.csv.
+    """
+    objective = objective_column(meta)
+    if objective not in results.columns or "status" not in results.columns:
+        return None
+    values = pd.to_numeric(results[objective], errors="coerce")
+    ok = (results["status"] == USABLE_STATUS) & np.isfinite(values.to_numpy(dtype=float))
+    if not ok.any():
+        return None
+    ranked = values[ok].sort_values(ascending=meta["direction"] == "min", kind="stable")
+    return results.loc[ranked.index[0]]
+
+
 def report_content(
     meta: Mapping[str, Any],
     results: pd.DataFrame,
@@ -79,8 +93,9 @@ def report_content(
     """Every number of the report, computed from study.json (`meta`) and results.csv alone.
 
     The lead heatmap is the pair asked for (`x`, `y`, or the study's [report] x/y), otherwise
-    the pair with the strongest interaction. With one searched parameter the lead is a one-row
-    heatmap and there is no ranking.
+    the strongest pair whose verdict is "interacts"; when no pair interacts, the page says so
+    and leads with the pair of the two strongest main effects. With one searched parameter the
+    lead is a one-row heatmap and there is no ranking.
 
     Raises:
         ReportError: the study searched no parameter, or its results cannot be drawn.
@@ -94,24 +109,25 @@ def report_content(
     settings = meta.get("config", {}).get("report", {})
     metric, direction = report_metric(meta, metric)
     agg = agg or settings.get("agg", "mean")
-    infos: dict[tuple[str, str | None], HeatmapInfo] = {}
-    ranking = None
-    if len(params) == 1:
-        lead: tuple[str, str | None] = (params[0], None)
-        others: list[tuple[str, str]] = []
-    else:
+    ranking, summary = None, ""
+    others: list[tuple[str, str]] = []
+    lead: tuple[str, str | None] = (params[0], None)
+    if len(params) > 1:
         ranking = interaction_scores(results, metric, params, full_budget_only)
-        ranked = [(str(r.x), str(r.y)) for r in ranking.itertuples()]
         wanted = (x, y) if x and y else (settings.get("x"), settings.get("y"))
-        first = (str(wanted[0]), str(wanted[1])) if wanted[0] and wanted[1] else ranked[0]
-        lead = first
-        others = [pair for pair in ranked if set(pair) != set(first)]
-        if x and y:  # one pair asked for: draw only that one
-            others = []
-    for px, py in [lead, *others]:
-        infos[(px, py)] = heatmap_info(results, px, py, metric, agg, full_budget_only)
-    mains = {p: heatmap_info(results, p, None, metric, agg, full_budget_only) for p in params}
+        lead, summary = _lead(ranking, wanted)
+        others = [] if x and y else [
+            (str(r.x), str(r.y)) for r in ranking.itertuples() if {r.x, r.y} != set(lead)
+        ]  # fmt: skip
+    infos = {
+        (px, py): heatmap_info(results, px, py, metric, agg, full_budget_only)
+        for px, py in [lead, *others]
+    }
+    strengths = main_strengths(ranking) if ranking is not None else {}
+    order = sorted(params, key=lambda p: -strengths.get(p, 0.0))
+    mains = {p: main_effect(results, p, metric, full_budget_only) for p in order}
     info = infos[lead]
+    best = best_trial(results, meta)
     return ReportContent(
         name=str(meta["name"]),
         question=_question(lead, metric),
@@ -119,45 +135,104 @@ def report_content(
         metric=metric,
         direction=direction,
         agg=agg,
-        best=best_configuration(results, params, metric, direction, agg, full_budget_only),
+        best=_best_facts(best, meta, params, metric),
         lead=lead,
         others=others,
         ranking=ranking,
+        summary=summary,
         excluded=info.excluded,
         used=info.used,
         total=len(results),
         infos=infos,
+        notes={pair: _note(ranking, pair, i) for pair, i in infos.items()},
         mains=mains,
+        limits=shared_limits(infos.values()),
     )
 
 
-def best_configuration(
-    results: pd.DataFrame,
-    params: Sequence[str],
-    metric: str,
-    direction: str,
-    agg: str = "mean",
-    full_budget_only: bool = False,
+def _lead(ranking: pd.DataFrame, wanted: tuple[Any, Any]) -> tuple[tuple[str, str | None], str]:
+    """The lead pair and the sentence that says what the ranking found."""
+    pairs = len(ranking)
+    tested = int((ranking["verdict"] != TOO_FEW).sum())
+    trials = int(ranking["trials"].max())
+    found = ranking[ranking["verdict"] == INTERACTS]
+    if len(found):
+        top = found.iloc[0]
+        summary = (
+            f"{len(found)} of {pairs} pairs interact beyond noise; the strongest is "
+            f"{top['x']} x {top['y']}."
+        )
+        lead: tuple[str, str | None] = (str(top["x"]), str(top["y"]))
+    else:
+        strengths = main_strengths(ranking)
+        first, second = sorted(strengths, key=lambda p: -strengths[p])[:2]
+        row = next(r for r in ranking.itertuples() if {r.x, r.y} == {first, second})
+        lead = (str(row.x), str(row.y))  # as the ranking orders the pair
+        more = f" ({pairs - tested} more with too few trials)" if tested < pairs else ""
+        summary = (
+            f"No pair interacts beyond noise: {tested} pairs tested on {trials} trials{more}. "
+            f"Shown first: the two strongest main effects, {first} and {second}."
+        )
+        if tested == 0:
+            summary = (
+                f"Too few trials to test any interaction: {pairs} pairs, {trials} trials. "
+                f"Shown first: the two strongest main effects, {first} and {second}."
+            )
+    if wanted[0] and wanted[1]:
+        lead = (str(wanted[0]), str(wanted[1]))
+    return lead, summary
+
+
+def _note(ranking: pd.DataFrame | None, pair: tuple[str, str | None], info: HeatmapInfo) -> str:
+    """A heatmap's verdict caption: its interaction with interval and p, and whether the
+    whole heatmap is within noise."""
+    if ranking is None or pair[1] is None:
+        return ""
+    x, y = pair
+    match = ranking[((ranking["x"] == x) & (ranking["y"] == y))
+                    | ((ranking["x"] == y) & (ranking["y"] == x))]  # fmt: skip
+    if match.empty:
+        return ""
+    row = match.iloc[0]
+    if row["verdict"] == TOO_FEW:
+        return "too few trials to test the interaction"
+    text = (
+        f"{row['verdict']}: interaction {row['interaction']:.2f} "
+        f"(95% {row['low']:.2f}–{row['high']:.2f}), p = {row['p_value']:.2g}"
+    )
+    if _within_noise(info, float(row["noise_sd"]), float(row["error_df"])):
+        text += "; all cells within noise"
+    return text
+
+
+def _within_noise(info: HeatmapInfo, noise_sd: float, error_df: float) -> bool:
+    """True when the best and worst cells differ by less than the least significant
+    difference of their means (t test at 95%, the model's residual standard deviation)."""
+    from scipy import stats
+
+    values = info.values.to_numpy(dtype=float)
+    counts = info.counts.to_numpy(dtype=float)
+    if np.isnan(values).all() or not (noise_sd > 0 and error_df > 0):
+        return False
+    low, high = np.nanargmin(values), np.nanargmax(values)
+    n_low, n_high = counts.ravel()[low], counts.ravel()[high]
+    lsd = stats.t.ppf(0.975, error_df) * noise_sd * np.sqrt(1 / n_low + 1 / n_high)
+    return bool(values.ravel()[high] - values.ravel()[low] < lsd)
+
+
+def _best_facts(
+    best: pd.Series | None, meta: Mapping[str, Any], params: list[str], metric: str
 ) -> dict[str, Any]:
-    """The best configuration: its trials (seeds, repeats) combined by `agg`, then compared."""
-    frame, _ = usable_trials(results, metric, full_budget_only)
-    grouped = frame.groupby(list(params), dropna=False, sort=False)[metric]
-    table = pd.DataFrame(
-        {
-            "value": grouped.agg(agg),
-            "std": grouped.std(ddof=1),
-            "n": grouped.size(),
-            "best_trial": grouped.idxmin() if direction == "min" else grouped.idxmax(),
-        }
-    )
-    row = table.loc[table["value"].idxmin() if direction == "min" else table["value"].idxmax()]
-    trial = frame.loc[row["best_trial"]]
+    if best is None:
+        return {}
+    objective = objective_column(meta)
     return {
-        "params": {name: trial[name] for name in params},
-        "value": float(row["value"]),
-        "std": float(row["std"]),
-        "n": int(row["n"]),
-        "trial_id": str(trial.get("trial_id", "")),
+        "trial_id": str(best.get("trial_id", "")),
+        "params": {name: best[name] for name in params},
+        "objective": objective,
+        "direction": str(meta["direction"]),
+        "value": float(best[objective]),
+        "metric_value": float(best[metric]) if metric in best.index else float("nan"),
     }
 
 
@@ -171,185 +246,70 @@ def write_report(
     agg: str | None = None,
     full_budget_only: bool = False,
 ) -> list[Path]:
-    """Write the heatmap PNGs, pairs.png, report.pdf (one A4 page) and report.md to `folder`.
+    """Write the heatmap PNGs, pairs.png, report.pdf (one A4 page) and report.md as one set.
+
+    The set replaces `folder`'s content in one step (`files.publish`): a reader, or a report
+    stopped midway, sees the old set or the new one, never a mix or a half-written file.
 
     Returns:
         The files written, heatmaps first.
     """
     content = report_content(meta, results, x, y, metric, agg, full_budget_only)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for (px, py), info in content.infos.items():
-        path = heatmap_path(folder, px, py) if py else folder / f"heatmap_{px}.png"
-        written.append(write_heatmap(info, path, content.direction))
     params = [str(p) for p in meta["params"]]
-    if len(params) >= 2 and not (x and y):
-        pair_infos = {
-            (px, py): content.infos.get((px, py))
-            or heatmap_info(results, px, py, content.metric, content.agg, full_budget_only)
-            for px, py in itertools.combinations(params, 2)
-        }
-        written.append(write_pairs(pair_infos, params, folder / PAIRS_FILE, content.direction))
-    written.append(write_page(content, folder / "report.pdf"))
-    written.append(write_markdown(content, folder / "report.md", written))
-    return written
+
+    def build(staging: Path) -> list[Path]:
+        from hypertune.report.layout import write_page
+        from hypertune.report.markdown import write_markdown
+
+        written = []
+        marked = _best_levels(content)
+        for (px, py), info in content.infos.items():
+            path = heatmap_path(staging, px, py) if py else staging / f"heatmap_{px}.png"
+            note = content.notes.get((px, py), "")
+            written.append(
+                write_heatmap(info, path, content.direction, note=note,
+                              best_trial=marked.get((px, py)))
+            )  # fmt: skip
+        if len(params) >= 2 and not (x and y):
+            pair_infos = {
+                (px, py): content.infos.get((px, py))
+                or heatmap_info(results, px, py, content.metric, content.agg, full_budget_only)
+                for px, py in itertools.combinations(params, 2)
+            }
+            written.append(write_pairs(pair_infos, params, staging / PAIRS_FILE, content.direction))
+        written.append(write_page(content, staging / "report.pdf"))
+        written.append(write_markdown(content, staging / "report.md", written))
+        return written
+
+    return publish(folder, build)
 
 
-def write_page(content: ReportContent, path: Path) -> Path:
-    """Draw the report on one A4 page and save it as a PDF (one figure, so one page)."""
-    import matplotlib
+def _best_levels(content: ReportContent) -> dict[tuple[str, str | None], tuple[Any, Any]]:
+    """For each heatmap, the (x, y) values of the best trial (None for a one-row heatmap)."""
+    values = content.best.get("params", {})
+    from hypertune.report.frame import ALL_TRIALS
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=A4_INCHES)
-    try:
-        _draw_page(fig, content)
-        fig.savefig(path, format="pdf")
-    finally:
-        plt.close(fig)
-    return path
+    return {
+        (px, py): (values.get(px), values.get(py) if py else ALL_TRIALS)
+        for px, py in content.infos
+        if px in values
+    }
 
 
-def _draw_page(fig: Any, content: ReportContent) -> None:
-    fig.text(0.06, 0.965, f"Study {content.name}", fontsize=17, weight="bold", va="top")
-    fig.text(0.06, 0.935, content.question, fontsize=11.5, va="top", style="italic")
-    fig.text(0.06, 0.913, content.setup, fontsize=7.5, va="top")
-    fig.text(0.06, 0.893, "Best: " + _best_line(content, digits=4), fontsize=9.5, va="top")
-    info = content.infos[content.lead]
-    one_row = info.values.shape[0] == 1
-    lead_ax = fig.add_axes((0.14, 0.70, 0.70, 0.12) if one_row else (0.14, 0.58, 0.70, 0.27))
-    plot_heatmap(info, lead_ax, content.direction, fontsize=9)
-    lead_ax.set_title(title(info), fontsize=11)
-    small = content.others[:SMALL_HEATMAPS]
-    for index, pair in enumerate(small):
-        ax = fig.add_axes(_small_slot(index))
-        other = content.infos[pair]
-        cells = other.values.size
-        plot_heatmap(
-            other, ax, content.direction, annotate=cells <= 20, colorbar=False, fontsize=6,
-            caption=False,
-        )  # fmt: skip
-        ax.set_title(title(other), fontsize=8)
-        ax.xaxis.label.set_size(7)
-        ax.yaxis.label.set_size(7)
-    # Slots no other pair needs show each parameter's main effect (the others pooled).
-    for index, name in enumerate(list(content.mains)[: SMALL_HEATMAPS - len(small)]):
-        ax = fig.add_axes(_small_slot(len(small) + index))
-        plot_main_effect(content.mains[name], ax, content.direction)
-        ax.set_title(f"main effect of {name}\n(others pooled, ± std)", fontsize=8)
-    table_ax = fig.add_axes((0.06, 0.05, 0.88, 0.13))
-    table_ax.set_axis_off()
-    _draw_ranking(table_ax, content)
-    excluded = describe(content.excluded) if content.excluded else "none"
-    fig.text(
-        0.06,
-        0.03,
-        f"Trials: {content.used} of {content.total} drawn; excluded: {excluded}. "
-        "Red outline: best cell. Colour: bright is better.",
-        fontsize=7.5,
-    )
-
-
-def _small_slot(index: int) -> tuple[float, float, float, float]:
-    return (0.08 + index * 0.31, 0.29, 0.23, 0.15)
-
-
-def _draw_ranking(ax: Any, content: ReportContent) -> None:
-    if content.ranking is None:
-        ax.text(0, 0.8, "One searched parameter: no pairs to rank for interaction.", fontsize=9)
-        return
-    ax.set_title(
-        "Which pairs interact? Share of the cell means' variance (two-way decomposition)",
-        fontsize=9,
-        loc="left",
-    )
-    rows = [_ranking_cells(r, digits=2) for r in content.ranking.head(RANKED_ROWS).itertuples()]
-    table = ax.table(
-        cellText=rows,
-        colLabels=["pair (x, y)", "interaction", "main x", "main y", "95% interval", "verdict"],
-        loc="upper left",
-        cellLoc="center",
-        colWidths=[0.3, 0.12, 0.1, 0.1, 0.16, 0.2],
-    )
-    table.auto_set_font_size(False)
-    table.set_fontsize(8)
-
-
-def _ranking_cells(row: Any, digits: int) -> list[str]:
-    def share(value: float) -> str:
-        return "-" if pd.isna(value) else f"{value:.{digits}f}"
-
-    return [
-        f"{row.x} x {row.y}",
-        share(row.interaction),
-        share(row.main_x),
-        share(row.main_y),
-        f"{share(row.low)}–{share(row.high)}",
-        str(row.verdict),
-    ]
-
-
-def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) -> Path:
-    """report.md: the page's content as text, with the PNGs linked."""
-    info = content.infos[content.lead]
-    lines = [
-        f"# Study {content.name}",
-        "",
-        f"**Question:** {content.question}",
-        "",
-        f"**Setup:** {content.setup}",
-        "",
-        f"**Best configuration:** {_best_line(content, digits=6)}",
-        "",
-        f"![{title(info)}]({files[0].name})",
-        "",
-        f"Cells: {info.metric}, {caption_text(info)}"
-        + (f"; binned: {', '.join(info.binned)} (quantile bins)" if info.binned else "")
-        + (f"; log-spaced: {', '.join(info.log_axes)}" if info.log_axes else "")
-        + ". Red outline: the best cell.",
-        "",
-    ]
-    if content.ranking is not None:
-        lines += [
-            "## Which pairs interact?",
-            "",
-            "Share of the variance of the cell means that is interaction rather than the two "
-            "main effects (additive model fitted by least squares; `noise level` is the share "
-            "trial-to-trial spread alone would give, where cells hold repeats).",
-            "",
-            "| pair (x, y) | interaction | main x | main y | 95% interval | verdict | cells |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for row, cells in zip(
-            content.ranking.itertuples(), content.ranking["cells"].astype(int), strict=True
-        ):
-            lines.append(f"| {' | '.join(_ranking_cells(row, digits=3))} | {cells} |")
-        lines.append("")
-    pictures = [f for f in files[1:] if f.suffix == ".png"]
-    if pictures:
-        lines += ["## More heatmaps", ""]
-        lines += [f"- [{f.name}]({f.name})" for f in pictures]
-        lines.append("")
-    excluded = describe(content.excluded) if content.excluded else "none"
-    lines += [
-        "## Trials",
-        "",
-        f"{content.used} of {content.total} trials drawn; excluded: {excluded}.",
-        "",
-        "The one-page version is [report.pdf](report.pdf).",
-        "",
-    ]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
-def _best_line(content: ReportContent, digits: int) -> str:
+def best_line(content: ReportContent, digits: int) -> str:
+    """'trial t003 by valid_loss_best (lower is better): lr=0.01, ... -> valid_loss_best = 0.1'"""
     best = content.best
+    if not best:
+        return "no finished trial"
     params = ", ".join(f"{k}={_value(v)}" for k, v in best["params"].items())
-    spread = f" ± {best['std']:.{digits}g}" if best["n"] > 1 else ""
-    over = f"{content.agg} of {best['n']} trials" if best["n"] > 1 else f"trial {best['trial_id']}"
-    return f"{params}: {content.metric} = {best['value']:.{digits}g}{spread} ({over})"
+    better = "lower is better" if best["direction"] == "min" else "higher is better"
+    text = (
+        f"trial {best['trial_id']} by the objective {best['objective']} ({better}): {params}"
+        f" -> {best['objective']} = {best['value']:.{digits}g}"
+    )
+    if content.metric != best["objective"] and np.isfinite(best["metric_value"]):
+        text += f", {content.metric} = {best['metric_value']:.{digits}g}"
+    return text
 
 
 def _value(value: Any) -> str:

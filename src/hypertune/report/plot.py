@@ -1,4 +1,10 @@
-"""Rendering only: a HeatmapInfo onto matplotlib axes, one PNG per pair, and the pair grid."""
+"""Rendering only: a HeatmapInfo onto matplotlib axes (cells drawn by seaborn), main-effect
+plots, one PNG per pair, and the pair grid.
+
+Every text a plot writes must stay readable: cell labels shrink to fit their cell or are left
+out (`fit_cell_labels`, after the figure's layout is known), and the pair grid labels only its
+outer axes, where the labels have room.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,10 @@ import pandas as pd
 
 from hypertune.report.frame import ALL_TRIALS, HeatmapInfo, describe
 
+CELL_LABEL = "cell-label"  # gid of the texts written inside heatmap cells
+MIN_CELL_FONT = 4.5  # points; a cell label that fits only smaller is left out
+BEST_COLOUR = "red"
+
 
 def plot_heatmap(
     info: HeatmapInfo,
@@ -23,44 +33,49 @@ def plot_heatmap(
     limits: tuple[float, float] | None = None,
     fontsize: float = 9.0,
     caption: bool = True,
+    best_trial: tuple[Any, Any] | None = None,
 ) -> Any:
-    """Draw `info` on the matplotlib axes `ax`.
+    """Draw `info` on the matplotlib axes `ax` with `seaborn.heatmap`.
 
     Better cells are always the bright end of viridis, whichever way the metric improves; the
-    best cell is outlined in red; cells read the aggregate and, where several trials share a
-    cell, `±std n=N`. Log-spaced and binned axes say so in their label; the caption below the
-    x label counts the trials used and excluded.
+    cell with the best value of `info.metric` (its `agg` over the trials in the cell) is
+    outlined in red; `best_trial`, an (x, y) pair of axis levels, marks the cell of the study's
+    best trial with a star. Cells read the aggregate and, where several trials share a cell,
+    `±std n=N`. Log-spaced and binned axes say so in their label; the caption below the x label
+    counts the trials used and excluded.
     """
+    import seaborn as sns
     from matplotlib.patches import Rectangle
 
-    values = info.values.to_numpy(dtype=float)
     vmin, vmax = limits if limits is not None else (None, None)
-    mesh = ax.pcolormesh(
-        np.ma.masked_invalid(values),
-        cmap="viridis_r" if direction == "min" else "viridis",
+    sns.heatmap(
+        info.values.astype(float),
+        ax=ax,
+        cmap=colour_map(direction),
         vmin=vmin,
         vmax=vmax,
-        edgecolors="white",
-        linewidth=0.5,
+        annot=_annotations(info) if annotate else False,
+        fmt="",
+        annot_kws={"fontsize": fontsize, "gid": CELL_LABEL},
+        linewidths=0.5,
+        linecolor="white",
+        cbar=colorbar,
+        cbar_kws={"label": bar_label(info, direction)} if colorbar else None,
+        xticklabels=[_tick(v) for v in info.values.columns],
+        yticklabels=[_tick(v) for v in info.values.index],
+        square=False,
     )
-    rows, cols = values.shape
-    ax.set_xlim(0, cols)
-    ax.set_ylim(0, rows)  # row 0 (the smallest value) at the bottom, as on a plot's y axis
-    ax.set_xticks(np.arange(cols) + 0.5, [_tick(v) for v in info.values.columns])
-    ax.set_yticks(np.arange(rows) + 0.5, [_tick(v) for v in info.values.index])
+    for text in ax.texts:
+        text.set_gid(CELL_LABEL)
+    ax.invert_yaxis()  # row 0 (the smallest value) at the bottom, as on a plot's y axis
     ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    if annotate:
-        _annotate(ax, mesh, _annotations(info), values, fontsize)
-    if colorbar:
-        bar = ax.figure.colorbar(
-            mesh, ax=ax, label=f"{info.metric} ({info.agg}; {_better(direction)})"
-        )
-        bar.outline.set_linewidth(0)
     best = best_cell(info.values, direction)
     if best is not None:
-        ax.add_patch(Rectangle((best[1], best[0]), 1, 1, fill=False, edgecolor="red", lw=2.5))
+        ax.add_patch(Rectangle((best[1], best[0]), 1, 1, fill=False, edgecolor=BEST_COLOUR, lw=2))
+    marked = _position(info, best_trial)
+    if marked is not None:
+        ax.plot(marked[1] + 0.12, marked[0] + 0.82, marker="*", ms=fontsize * 0.9, mfc="white",
+                mec="black", mew=0.6, ls="none")  # fmt: skip
     x, y = str(info.values.columns.name), str(info.values.index.name)
     ax.set_xlabel(axis_label(info, x) + (f"\n{caption_text(info)}" if caption else ""))
     ax.set_ylabel("" if y == ALL_TRIALS else axis_label(info, y))
@@ -70,46 +85,60 @@ def plot_heatmap(
     return ax
 
 
-def _annotate(ax: Any, mesh: Any, labels: np.ndarray, values: np.ndarray, fontsize: float) -> None:
-    """Write each cell's label in the middle of the cell, dark on light colours, white on dark."""
-    for (row, col), text in np.ndenumerate(labels):
-        if not text:
-            continue
-        red, green, blue, _ = mesh.cmap(mesh.norm(values[row, col]))
-        ax.text(
-            col + 0.5,
-            row + 0.5,
-            text,
-            ha="center",
-            va="center",
-            fontsize=fontsize,
-            color="#262626" if _luminance(red, green, blue) > 0.408 else "white",
-        )
+def plot_main_effect(
+    effect: pd.DataFrame,
+    ax: Any,
+    direction: str,
+    *,
+    label: str,
+    metric: str,
+    fontsize: float = 7.0,
+) -> Any:
+    """Draw a main effect (`frame.main_effect`): the mean per level with its 95% interval.
 
-
-def _luminance(*rgb: float) -> float:
-    """Relative luminance of an sRGB colour (WCAG), 0 for black to 1 for white."""
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def plot_main_effect(info: HeatmapInfo, ax: Any, direction: str, fontsize: float = 7.0) -> Any:
-    """Draw a one-row `info` (one parameter, all other parameters pooled) as a line with ±std."""
-    values = info.values.iloc[0].to_numpy(dtype=float)
-    std = np.nan_to_num(info.std.iloc[0].to_numpy(dtype=float))
-    positions = np.arange(len(values))
-    ax.errorbar(positions, values, yerr=std, marker="o", capsize=3, color="#3b528b")
-    best = best_cell(info.values, direction)
-    if best is not None:
-        ax.plot(positions[best[1]], values[best[1]], "o", ms=10, mfc="none", mec="red", mew=2)
-    ax.set_xticks(positions, [_tick(v) for v in info.values.columns], fontsize=fontsize)
-    if info.binned:
+    The level with the best mean is circled in red.
+    """
+    means = effect["mean"].to_numpy(dtype=float)
+    positions = np.arange(len(means))
+    below = np.nan_to_num(means - effect["low"].to_numpy(dtype=float))
+    above = np.nan_to_num(effect["high"].to_numpy(dtype=float) - means)
+    ax.errorbar(positions, means, yerr=[below, above], marker="o", capsize=3, color="#3b528b")
+    if len(means) and not np.isnan(means).all():
+        best = int(np.nanargmin(means) if direction == "min" else np.nanargmax(means))
+        ax.plot(positions[best], means[best], "o", ms=10, mfc="none", mec=BEST_COLOUR, mew=2)
+    ax.set_xticks(positions, [_tick(v) for v in effect.index], fontsize=fontsize)
+    if isinstance(effect.index, pd.CategoricalIndex | pd.IntervalIndex) or any(
+        isinstance(v, pd.Interval) for v in effect.index
+    ):
         ax.tick_params(axis="x", rotation=30)
     ax.tick_params(axis="y", labelsize=fontsize)
-    ax.set_xlabel(axis_label(info, str(info.values.columns.name)), fontsize=fontsize)
-    ax.set_ylabel(f"{info.metric} ({info.agg})", fontsize=fontsize)
+    ax.set_xlabel(label, fontsize=fontsize)
+    ax.set_ylabel(f"{metric} (mean)", fontsize=fontsize)
     ax.grid(alpha=0.3)
     return ax
+
+
+def fit_cell_labels(fig: Any) -> None:
+    """Shrink every cell label until it fits inside its cell; leave out those that cannot.
+
+    Call once the figure's layout is final: a cell's size in points is known only then.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        for text in [t for t in ax.texts if t.get_gid() == CELL_LABEL]:
+            x, y = text.get_position()
+            corners = ax.transData.transform([(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)])
+            width, height = np.abs(corners[1] - corners[0]) * 0.92
+            size = text.get_fontsize()
+            while size >= MIN_CELL_FONT:
+                box = text.get_window_extent(renderer)
+                if box.width <= width and box.height <= height:
+                    break
+                size *= 0.9
+                text.set_fontsize(size)
+            else:
+                text.set_visible(False)
 
 
 def axis_label(info: HeatmapInfo, name: str) -> str:
@@ -138,60 +167,89 @@ def best_cell(values: pd.DataFrame, direction: str) -> tuple[int, int] | None:
     return int(row), int(col)
 
 
-def write_heatmap(info: HeatmapInfo, path: Path, direction: str) -> Path:
-    """Render `info` to a PNG file."""
-    plt = _pyplot()
+def write_heatmap(
+    info: HeatmapInfo,
+    path: Path,
+    direction: str,
+    *,
+    note: str = "",
+    limits: tuple[float, float] | None = None,
+    best_trial: tuple[Any, Any] | None = None,
+) -> Path:
+    """Render `info` to a PNG file; `note` (the pair's verdict) goes under the title."""
+    plt = pyplot()
     width = max(6.0, 1.1 * info.values.shape[1] + 2.5)
-    height = max(3.0 if info.values.shape[0] == 1 else 4.5, 0.8 * info.values.shape[0] + 2.0)
-    fig, ax = plt.subplots(figsize=(width, height))
+    height = max(3.2 if info.values.shape[0] == 1 else 4.8, 0.8 * info.values.shape[0] + 2.2)
+    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
     try:
-        plot_heatmap(info, ax, direction)
-        ax.set_title(title(info))
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        plot_heatmap(info, ax, direction, limits=limits, best_trial=best_trial)
+        ax.set_title(title(info) + (f"\n{note}" if note else ""), fontsize=10)
+        fit_cell_labels(fig)
+        fig.savefig(path, dpi=120, format="png")
     finally:
         plt.close(fig)
     return path
+
+
+def draw_pairs(
+    infos: dict[tuple[str, str], HeatmapInfo], params: Sequence[str], direction: str
+) -> Any:
+    """All pairs in one figure: the lower triangle of a grid, y down the side, x along the foot.
+
+    Every panel shares one colour scale, shown once; only the outer panels carry tick labels
+    and axis names (a row shares its y parameter, a column its x parameter).
+    """
+    plt = pyplot()
+    size = max(len(params) - 1, 1)
+    limits = shared_limits(infos.values())
+    fig, axes = plt.subplots(
+        size, size, figsize=(2.6 * size + 2.2, 2.4 * size + 1.4), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    for row, col in itertools.product(range(size), range(size)):
+        ax = axes[row][col]
+        info = infos.get((params[col], params[row + 1]))
+        if col > row or info is None:
+            ax.set_axis_off()
+            continue
+        plot_heatmap(info, ax, direction, annotate=True, colorbar=False, limits=limits,
+                     fontsize=7, caption=False)  # fmt: skip
+        if col > 0:
+            ax.set_ylabel("")
+            ax.set_yticklabels([])
+        if row < size - 1:
+            ax.set_xlabel("")
+            ax.set_xticklabels([])
+    some = next(iter(infos.values()))
+    mappable = plt.cm.ScalarMappable(cmap=colour_map(direction), norm=plt.Normalize(*limits))
+    fig.colorbar(mappable, ax=axes, label=bar_label(some, direction), shrink=0.8)
+    fig.suptitle(
+        f"{some.metric} over every pair of parameters (one colour scale)\n{caption_text(some)}; "
+        f"red outline: the pair's best cell ({some.agg} over the other parameters)",
+        fontsize=9,
+    )
+    return fig
 
 
 def write_pairs(
     infos: dict[tuple[str, str], HeatmapInfo], params: Sequence[str], path: Path, direction: str
 ) -> Path:
-    """All pairs in one image: the lower triangle of a grid, y down the side, x along the foot.
-
-    Every panel shares one colour scale, so a colour means the same value everywhere.
-    """
-    plt = _pyplot()
-    size = max(len(params) - 1, 1)
-    values = np.concatenate([i.values.to_numpy(dtype=float).ravel() for i in infos.values()])
-    limits = (float(np.nanmin(values)), float(np.nanmax(values)))
-    fig, axes = plt.subplots(size, size, figsize=(3.6 * size + 1, 3.2 * size + 0.6), squeeze=False)
+    """Render `draw_pairs` to a PNG file."""
+    plt = pyplot()
+    fig = draw_pairs(infos, params, direction)
     try:
-        for row, col in itertools.product(range(size), range(size)):
-            ax = axes[row][col]
-            x, y = params[col], params[row + 1]
-            info = infos.get((x, y))
-            if col > row or info is None:
-                ax.set_axis_off()
-                continue
-            plot_heatmap(
-                info, ax, direction, annotate=size <= 3, colorbar=False, limits=limits,
-                fontsize=7, caption=False,
-            )  # fmt: skip
-        some = next(iter(infos.values()))
-        mappable = plt.cm.ScalarMappable(
-            cmap="viridis_r" if direction == "min" else "viridis",
-            norm=plt.Normalize(*limits),
-        )
-        label = f"{some.metric} ({some.agg}; {_better(direction)})"
-        fig.colorbar(mappable, ax=axes, label=label, shrink=0.8)
-        fig.suptitle(f"{some.metric} over every pair of parameters\n{caption_text(some)}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        fit_cell_labels(fig)
+        fig.savefig(path, dpi=110, format="png")
     finally:
         plt.close(fig)
     return path
+
+
+def shared_limits(infos: Any) -> tuple[float, float]:
+    """The colour scale that covers every cell of `infos`."""
+    values = np.concatenate([i.values.to_numpy(dtype=float).ravel() for i in infos])
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    return (low, high) if high > low else (low - 0.5, high + 0.5)
 
 
 def heatmap_path(folder: Path, x: str, y: str) -> Path:
@@ -203,6 +261,34 @@ def title(info: HeatmapInfo) -> str:
     """'accuracy by num_layers x hidden_size' (or 'accuracy by lr' for one parameter)."""
     x, y = info.values.columns.name, info.values.index.name
     return f"{info.metric} by {x}" + ("" if y == ALL_TRIALS else f" x {y}")
+
+
+def colour_map(direction: str) -> str:
+    return "viridis_r" if direction == "min" else "viridis"
+
+
+def bar_label(info: HeatmapInfo, direction: str) -> str:
+    better = "lower is better" if direction == "min" else "higher is better"
+    return f"{info.metric} ({info.agg}; {better})"
+
+
+def _position(info: HeatmapInfo, levels: tuple[Any, Any] | None) -> tuple[int, int] | None:
+    """(row, column) of the cell holding the axis levels (x, y), or None."""
+    if levels is None:
+        return None
+    x, y = levels
+    columns = [i for i, c in enumerate(info.values.columns) if _holds(c, x)]
+    rows = [i for i, r in enumerate(info.values.index) if _holds(r, y)]
+    return (rows[0], columns[0]) if rows and columns else None
+
+
+def _holds(level: Any, value: Any) -> bool:
+    if isinstance(level, pd.Interval):
+        try:
+            return float(level.left) <= float(value) <= float(level.right)
+        except (TypeError, ValueError):
+            return False
+    return bool(level == value) or str(level) == str(value)
 
 
 def _annotations(info: HeatmapInfo) -> np.ndarray:
@@ -232,11 +318,7 @@ def _edge(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2g}"
 
 
-def _better(direction: str) -> str:
-    return "lower is better" if direction == "min" else "higher is better"
-
-
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")

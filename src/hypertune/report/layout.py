@@ -1,0 +1,158 @@
+"""The A4 page: header, the lead heatmap, three small panels, the interaction table, a footer.
+
+Bands are matplotlib subfigures under constrained layout, so tick labels and axis names get
+the room they need instead of lying over a neighbour; every heatmap uses the page's one colour
+scale, shown by the lead heatmap's colour bar.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hypertune.report.frame import describe
+from hypertune.report.plot import (
+    axis_label,
+    fit_cell_labels,
+    plot_heatmap,
+    plot_main_effect,
+    pyplot,
+    title,
+)
+
+if TYPE_CHECKING:
+    from hypertune.report.page import ReportContent
+
+A4_INCHES = (8.27, 11.69)
+SMALL_PANELS = 3
+RANKED_ROWS = 6  # pairs listed on the page (report.md lists them all)
+WRAP = 108  # characters per line of small header text
+
+
+def write_page(content: ReportContent, path: Path) -> Path:
+    """Draw the report on one A4 page and save it as a PDF (one figure, so one page)."""
+    plt = pyplot()
+    fig = draw_page(content)
+    try:
+        fig.savefig(path, format="pdf")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def draw_page(content: ReportContent) -> Any:
+    """The page as a matplotlib figure (cell labels already fitted)."""
+    plt = pyplot()
+    fig = plt.figure(figsize=A4_INCHES, layout="constrained")
+    one_row = content.infos[content.lead].values.shape[0] == 1
+    ratios = [0.125, 0.27 if one_row else 0.425, 0.25, 0.20] if content.ranking is not None else (
+        [0.125, 0.27, 0.375, 0.10]
+    )  # fmt: skip
+    header, lead, small, table = fig.subfigures(4, 1, height_ratios=ratios)
+    _draw_header(header, content)
+    _draw_lead(lead, content)
+    _draw_small(small, content)
+    _draw_table(table, content)
+    fit_cell_labels(fig)
+    return fig
+
+
+def _draw_header(sub: Any, content: ReportContent) -> None:
+    from hypertune.report.page import best_line
+
+    lines = [
+        (f"Study {content.name}", 16, "bold", "normal"),
+        (content.question, 11.5, "normal", "italic"),
+        *[(line, 7.5, "normal", "normal") for line in textwrap.wrap(content.setup, WRAP)],
+        *[(line, 8.5, "bold", "normal") for line in
+          textwrap.wrap("Best: " + best_line(content, digits=4), WRAP - 12)],
+        *[(line, 8.5, "normal", "normal") for line in textwrap.wrap(content.summary, WRAP - 12)],
+    ]  # fmt: skip
+    y = 0.96
+    for text, size, weight, style in lines:
+        sub.text(0.06, y, text, fontsize=size, weight=weight, style=style, va="top")
+        y -= (size * 1.45) / (sub.bbox.height or 1)
+
+
+def _draw_lead(sub: Any, content: ReportContent) -> None:
+    info = content.infos[content.lead]
+    ax = sub.subplots()
+    plot_heatmap(info, ax, content.direction, fontsize=9, limits=content.limits,
+                 best_trial=_marked(content, content.lead))  # fmt: skip
+    note = content.notes.get(content.lead, "")
+    ax.set_title(title(info) + (f"\n{note}" if note else ""), fontsize=10)
+    ax.collections[-1].colorbar.set_label(
+        ax.collections[-1].colorbar.ax.get_ylabel() + "\none scale for every heatmap on the page",
+        fontsize=8,
+    )
+
+
+def _draw_small(sub: Any, content: ReportContent) -> None:
+    axes = sub.subplots(1, SMALL_PANELS)
+    pairs = content.others[:SMALL_PANELS]
+    for ax, pair in zip(axes, pairs, strict=False):
+        info = content.infos[pair]
+        plot_heatmap(info, ax, content.direction, colorbar=False, fontsize=6, caption=False,
+                     limits=content.limits, best_trial=_marked(content, pair))  # fmt: skip
+        note = content.notes.get(pair, "")
+        ax.set_title(title(info) + ("\n" + "\n".join(textwrap.wrap(note, 46)) if note else ""),
+                     fontsize=7)  # fmt: skip
+        ax.xaxis.label.set_size(7)
+        ax.yaxis.label.set_size(7)
+    # Panels no other pair needs show main effects, strongest first (the others pooled).
+    names = [n for n in content.mains if content.lead[1] is None or n not in content.lead]
+    names = (names or list(content.mains))[: SMALL_PANELS - len(pairs)]
+    for ax, name in zip(axes[len(pairs) :], names, strict=False):
+        effect = content.mains[name]
+        label = axis_label(content.infos[content.lead], name)
+        plot_main_effect(effect, ax, content.direction, label=label, metric=content.metric)
+        ax.set_title(f"main effect of {name}\n(others pooled; mean, 95% interval)", fontsize=7)
+    for ax in axes[len(pairs) + len(names) :]:
+        ax.set_axis_off()
+
+
+def _draw_table(sub: Any, content: ReportContent) -> None:
+    from hypertune.report.markdown import table_cells
+
+    ax = sub.subplots()
+    ax.set_axis_off()
+    excluded = describe(content.excluded) if content.excluded else "none"
+    pooled = " (pooled over the other parameters)" if len(content.mains) > 2 else ""
+    best_id = content.best.get("trial_id", "-")
+    footer = (
+        f"Trials: {content.used} of {content.total} drawn; excluded: {excluded}. Red outline: "
+        f"the best cell mean of {content.metric}{pooled}; star: the cell of the best trial "
+        f"{best_id}. Colour: bright is better."
+    )
+    ax.text(0, 0, "\n".join(textwrap.wrap(footer, WRAP)), fontsize=7, va="bottom",
+            transform=ax.transAxes)  # fmt: skip
+    if content.ranking is None:
+        ax.text(0, 0.8, "One searched parameter: no pairs to rank for interaction.", fontsize=9,
+                transform=ax.transAxes)  # fmt: skip
+        return
+    ax.set_title(
+        "Which pairs interact? Shares of the metric's variance beyond noise; p Holm-adjusted",
+        fontsize=9,
+        loc="left",
+    )
+    rows = [table_cells(r, 2, method=False) for r in content.ranking.head(RANKED_ROWS).itertuples()]
+    table = ax.table(
+        cellText=rows,
+        colLabels=["pair (x, y)", "interaction", "95% interval", "main x", "main y", "p",
+                   "verdict"],
+        bbox=(0.0, 0.22, 1.0, 0.78),
+        cellLoc="center",
+        colWidths=[0.30, 0.1, 0.13, 0.09, 0.09, 0.09, 0.17],
+    )  # fmt: skip
+    table.auto_set_font_size(False)
+    table.set_fontsize(7.5)
+    if len(content.ranking) > RANKED_ROWS:
+        ax.text(1, 0.12, f"{len(content.ranking) - RANKED_ROWS} more pairs in report.md",
+                fontsize=7, ha="right", transform=ax.transAxes)  # fmt: skip
+
+
+def _marked(content: ReportContent, pair: tuple[str, str | None]) -> tuple[Any, Any] | None:
+    from hypertune.report.page import _best_levels
+
+    return _best_levels(content).get(pair)

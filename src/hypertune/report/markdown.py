@@ -1,0 +1,103 @@
+"""report.md: the page's content as text, with the PNGs linked and the full interaction table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from hypertune.report.frame import describe
+from hypertune.report.plot import caption_text, title
+from hypertune.store import write_atomic
+
+if TYPE_CHECKING:
+    from hypertune.report.page import ReportContent
+
+TABLE_HEADER = [
+    "pair (x, y)", "interaction", "95% interval", "main x", "main y", "p (Holm)", "verdict",
+    "method", "cells",
+]  # fmt: skip
+
+
+def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) -> Path:
+    """Write report.md beside the pictures `files` (the lead heatmap first)."""
+    from hypertune.report.page import best_line
+
+    info = content.infos[content.lead]
+    note = content.notes.get(content.lead, "")
+    lines = [
+        f"# Study {content.name}",
+        "",
+        f"**Question:** {content.question}",
+        "",
+        f"**Setup:** {content.setup}",
+        "",
+        f"**Best trial:** {best_line(content, digits=6)}",
+        "",
+    ]
+    if content.summary:
+        lines += [f"**Verdict:** {content.summary}", ""]
+    lines += [
+        f"![{title(info)}]({files[0].name})",
+        "",
+        f"Cells: {info.metric}, {caption_text(info)}"
+        + (f"; binned: {', '.join(info.binned)} (quantile bins)" if info.binned else "")
+        + (f"; log-spaced: {', '.join(info.log_axes)}" if info.log_axes else "")
+        + (f". {note[0].upper()}{note[1:]}" if note else "")
+        + f". Red outline: the best cell mean of {info.metric}"
+        + (" (pooled over the other parameters)" if len(content.mains) > 2 else "")
+        + "; star: the cell of the best trial.",
+        "",
+    ]
+    if content.ranking is not None:
+        lines += [
+            "## Which pairs interact?",
+            "",
+            "Shares of the metric's variance over the trials, beyond what noise alone would "
+            "give: the pair's interaction (with its 95% interval) and each parameter's main "
+            "effect. p: the interaction's F test, Holm-adjusted for the pairs tested; a pair "
+            "interacts when p < 0.01. Method: the linear model the test used (see "
+            "`hypertune.report.interaction`).",
+            "",
+            "| " + " | ".join(TABLE_HEADER) + " |",
+            "|" + "---|" * len(TABLE_HEADER),
+        ]
+        lines += ["| " + " | ".join(table_cells(row, 3)) + " |"
+                  for row in content.ranking.itertuples()]  # fmt: skip
+        lines.append("")
+    pictures = [f for f in files[1:] if f.suffix == ".png"]
+    if pictures:
+        lines += ["## More heatmaps", ""]
+        lines += [f"- [{f.name}]({f.name})" for f in pictures]
+        lines.append("")
+    excluded = describe(content.excluded) if content.excluded else "none"
+    lines += [
+        "## Trials",
+        "",
+        f"{content.used} of {content.total} trials drawn; excluded: {excluded}.",
+        "",
+        "The one-page version is [report.pdf](report.pdf).",
+        "",
+    ]
+    write_atomic(path, "\n".join(lines))
+    return path
+
+
+def table_cells(row: Any, digits: int, method: bool = True) -> list[str]:
+    """One ranking row as text: shares, interval, p, verdict (and method and cells)."""
+
+    def share(value: float) -> str:
+        return "–" if pd.isna(value) else f"{value:.{digits}f}"
+
+    cells = [
+        f"{row.x} x {row.y}",
+        share(row.interaction),
+        f"{share(row.low)}–{share(row.high)}",
+        share(row.main_x),
+        share(row.main_y),
+        "–" if pd.isna(row.p_value) else f"{row.p_value:.2g}",
+        str(row.verdict),
+    ]
+    return [*cells, row.method or "–", str(int(row.cells))] if method else cells
