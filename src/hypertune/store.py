@@ -120,6 +120,11 @@ def create_study_dir(storage: str | Path, name: str) -> Path:
 
 def _taken(storage: str | Path, name: str, path: Path) -> StudyError:
     where = "" if Path(storage) == Path("runs") else f" --storage {storage}"
+    owner = _lock_holder(path)
+    if owner is not None:
+        return StudyError(
+            f"study '{name}' is being run by another process (pid {owner}); pass --name NEW_NAME"
+        )
     if not (path / STUDY_FILE).is_file():
         return StudyError(
             f"{path} exists and holds no study (no {STUDY_FILE}); pass --name NEW_NAME or "
@@ -154,7 +159,7 @@ def study_lock(path: Path) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        owner = _owner(fd)
         os.close(fd)
         raise StudyError(
             f"study '{path.name}' is being run by another process (pid {owner}); wait for it to end"
@@ -165,6 +170,25 @@ def study_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _lock_holder(path: Path) -> str | None:
+    """The pid of the process that holds the study's lock; None if nobody does."""
+    try:
+        fd = os.open(path / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _owner(fd)
+    finally:
+        os.close(fd)  # also releases the probe's own lock
+    return None
+
+
+def _owner(fd: int) -> str:
+    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
 
 
 def _umask() -> int:

@@ -127,6 +127,7 @@ def resume_study(
         if meta["status"] == "finished":
             raise StudyError(f"study '{name}' has finished; nothing to resume")
         config = from_dict(meta["config"])
+        store.read_results(storage, name)  # a damaged table is refused before anything starts
         cluster.check_address(address)
         cluster.check_local_resources(config, address)
         data = load_dataset(config.data, **config.data_options)
