@@ -347,7 +347,8 @@ def _searcher(
     """The search algorithm and the number of samples Tune must draw.
 
     Grid and random search hand Tune every trial as a point to evaluate, the costliest first
-    (:mod:`hypertune.search.order`).
+    (:mod:`hypertune.search.order`), at most `slots` at once (fractional CPUs per trial would
+    otherwise let Tune start far more trial processes than the memory holds).
 
     Bayesian and TPE search run under a ConcurrencyLimiter sized to the free slots: a
     model-based searcher suggests from what has finished, so more pending suggestions than
@@ -360,7 +361,8 @@ def _searcher(
             space.update({s.name: tune.choice(s.grid_values()) for s in config.space.values()})
         points = costliest_first(trial_points(config), config, data)
         space[SEED_KEY] = tune.choice(list(range(config.seeds)))
-        return BasicVariantGenerator(points_to_evaluate=points), len(points)
+        generator = BasicVariantGenerator(points_to_evaluate=points, max_concurrent=slots)
+        return generator, len(points)
     from ray.tune.search import ConcurrencyLimiter
 
     if config.search == "bayes":
