@@ -45,12 +45,20 @@ def draw_page(content: ReportContent) -> Any:
     """The page as a matplotlib figure (cell labels already fitted)."""
     plt = pyplot()
     fig = plt.figure(figsize=A4_INCHES, layout="constrained")
+    lines = _header_lines(content)
+    top = (sum(size * 1.4 for _, size, _, _ in lines) / 72 + 0.3) / A4_INCHES[1]
     one_row = content.infos[content.lead].values.shape[0] == 1
-    ratios = [0.125, 0.27 if one_row else 0.425, 0.25, 0.20] if content.ranking is not None else (
-        [0.125, 0.27, 0.375, 0.10]
-    )  # fmt: skip
+    rest = 1 - top
+    if content.ranking is not None:
+        bands = [0.27 if one_row else 0.44, 0.30, 0.26]
+    else:
+        bands = [0.32, 0.50, 0.18]
+    ratios = [top, *(rest * b / sum(bands) for b in bands)]
     header, lead, small, table = fig.subfigures(4, 1, height_ratios=ratios)
-    _draw_header(header, content)
+    y = 1 - 0.15 / (top * A4_INCHES[1])
+    for text, size, weight, style in lines:
+        header.text(0.06, y, text, fontsize=size, weight=weight, style=style, va="top")
+        y -= size * 1.4 / 72 / (top * A4_INCHES[1])  # points to a fraction of the band
     _draw_lead(lead, content)
     _draw_small(small, content)
     _draw_table(table, content)
@@ -58,10 +66,10 @@ def draw_page(content: ReportContent) -> Any:
     return fig
 
 
-def _draw_header(sub: Any, content: ReportContent) -> None:
+def _header_lines(content: ReportContent) -> list[tuple[str, float, str, str]]:
     from hypertune.report.page import best_line
 
-    lines = [
+    return [
         (f"Study {content.name}", 16, "bold", "normal"),
         (content.question, 11.5, "normal", "italic"),
         *[(line, 7.5, "normal", "normal") for line in textwrap.wrap(content.setup, WRAP)],
@@ -69,10 +77,6 @@ def _draw_header(sub: Any, content: ReportContent) -> None:
           textwrap.wrap("Best: " + best_line(content, digits=4), WRAP - 12)],
         *[(line, 8.5, "normal", "normal") for line in textwrap.wrap(content.summary, WRAP - 12)],
     ]  # fmt: skip
-    y = 0.96
-    for text, size, weight, style in lines:
-        sub.text(0.06, y, text, fontsize=size, weight=weight, style=style, va="top")
-        y -= (size * 1.45) / (sub.bbox.height or 1)
 
 
 def _draw_lead(sub: Any, content: ReportContent) -> None:

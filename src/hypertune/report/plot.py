@@ -9,6 +9,7 @@ outer axes, where the labels have room.
 from __future__ import annotations
 
 import itertools
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -223,11 +224,12 @@ def draw_pairs(
     some = next(iter(infos.values()))
     mappable = plt.cm.ScalarMappable(cmap=colour_map(direction), norm=plt.Normalize(*limits))
     fig.colorbar(mappable, ax=axes, label=bar_label(some, direction), shrink=0.8)
-    fig.suptitle(
-        f"{some.metric} over every pair of parameters (one colour scale)\n{caption_text(some)}; "
-        f"red outline: the pair's best cell ({some.agg} over the other parameters)",
-        fontsize=9,
+    text = (
+        f"{some.metric} over every pair of parameters (one colour scale). {caption_text(some)}; "
+        f"red outline: the pair's best cell ({some.agg} over the other parameters)"
     )
+    chars = int(fig.get_figwidth() * 72 / (9 * 0.6))  # what fits across at 9 points
+    fig.suptitle("\n".join(textwrap.wrap(text, chars)), fontsize=9)
     return fig
 
 
