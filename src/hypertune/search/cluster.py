@@ -111,7 +111,7 @@ def start(
             **options,
         )
     except ConnectionError as exc:
-        raise StudyError(f"--address: cannot reach a Ray cluster at {address} ({exc})") from exc
+        raise StudyError(f"--address: cannot reach a Ray cluster at {target} ({exc})") from exc
     if not target:
         context = ray.get_runtime_context()
         session = Path(context.get_temp_dir()) / context.get_session_name()
