@@ -235,3 +235,16 @@ def test_two_runs_of_one_name_leave_one_intact_study(tiny_study: Path, tmp_path:
     assert meta["status"] == "finished"
     results = read_results(tmp_path / "runs", "tiny")
     assert len(results) == 2 and set(results["status"]) == {"TERMINATED"}
+
+
+def test_a_report_folder_that_is_a_file_is_one_error_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    study(tmp_path)
+    (tmp_path / "afile").write_text("")
+    code = main(["report", "s", "--storage", str(tmp_path), "--out", str(tmp_path / "afile")])
+    assert code == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: --out: {tmp_path / 'afile'} is a file, not a folder"
+    )
