@@ -169,14 +169,18 @@ def _lead(ranking: pd.DataFrame, wanted: tuple[Any, Any]) -> tuple[tuple[str, st
         row = next(r for r in ranking.itertuples() if {r.x, r.y} == {first, second})
         lead = (str(row.x), str(row.y))  # as the ranking orders the pair
         more = f" ({pairs - tested} more with too few trials)" if tested < pairs else ""
+        shown = (
+            f"Shown first: the two strongest main effects, {first} and {second}."
+            if strengths[first] > 0
+            else f"No main effect stands out either; shown first: {first} and {second}."
+        )
         summary = (
             f"No pair interacts beyond noise: {tested} pairs tested on {trials} trials{more}. "
-            f"Shown first: the two strongest main effects, {first} and {second}."
+            + shown
         )
         if tested == 0:
             summary = (
-                f"Too few trials to test any interaction: {pairs} pairs, {trials} trials. "
-                f"Shown first: the two strongest main effects, {first} and {second}."
+                f"Too few trials to test any interaction: {pairs} pairs, {trials} trials. " + shown
             )
     if wanted[0] and wanted[1]:
         lead = (str(wanted[0]), str(wanted[1]))

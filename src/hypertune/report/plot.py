@@ -107,11 +107,17 @@ def plot_main_effect(
     if len(means) and not np.isnan(means).all():
         best = int(np.nanargmin(means) if direction == "min" else np.nanargmax(means))
         ax.plot(positions[best], means[best], "o", ms=10, mfc="none", mec=BEST_COLOUR, mew=2)
-    ax.set_xticks(positions, [_tick(v) for v in effect.index], fontsize=fontsize)
-    if isinstance(effect.index, pd.CategoricalIndex | pd.IntervalIndex) or any(
-        isinstance(v, pd.Interval) for v in effect.index
+    ticks = [_tick(v) for v in effect.index]
+    ax.set_xticks(positions, ticks, fontsize=fontsize)
+    crowded = len(ticks) > 4 or sum(len(t) for t in ticks) > 24
+    if (
+        crowded
+        or isinstance(effect.index, pd.CategoricalIndex | pd.IntervalIndex)
+        or any(isinstance(v, pd.Interval) for v in effect.index)
     ):
-        ax.tick_params(axis="x", rotation=30)
+        # Slanted, so that neighbouring labels of many or long levels never run into each other.
+        for tick in ax.get_xticklabels():
+            tick.set(rotation=40 if crowded else 30, ha="right", rotation_mode="anchor")
     ax.tick_params(axis="y", labelsize=fontsize)
     ax.set_xlabel(label, fontsize=fontsize)
     ax.set_ylabel(f"{metric} (mean)", fontsize=fontsize)
