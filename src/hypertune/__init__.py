@@ -1,3 +1,66 @@
 """hypertune: how do two hyperparameters of my PyTorch model interact?"""
 
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hypertune.config import StudyConfig
+
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "run_study"]
+
+
+def run_study(
+    config: StudyConfig | Mapping[str, Any] | str | Path,
+    storage: str | Path = "runs",
+    *,
+    code_dir: str | Path | None = None,
+    address: str | None = None,
+    reports: str | Path | None = "reports",
+    progress: Callable[[Any], None] | None = None,
+) -> Path:
+    """Run a study from Python, as `python hypertuner.py run` does; return its folder.
+
+    Args:
+        config: a study file's path, a dict shaped like one (``{"study": {...}, "model":
+            {...}, "space": {...}}``; a parameter given one value is fixed), or a validated
+            :class:`~hypertune.config.StudyConfig`.
+        storage: folder of studies; the study lives in storage/<name>/.
+        code_dir: where `module:callable` references (``"mynet:build"``) are looked up before
+            the Python path (default: the study file's folder, or the current folder).
+        address: a Ray cluster to join (default: $RAY_ADDRESS, else a Ray started here and
+            stopped when the study ends).
+        reports: where the heatmaps and report.pdf go (reports/<name>/); None for none.
+        progress: called with a :class:`hypertune.search.Progress` as trials advance.
+
+    Raises:
+        hypertune.errors.HypertuneError: bad configuration, unavailable data, a taken name.
+    """
+    from dataclasses import replace
+
+    from hypertune.config import StudyConfig, build_config, load_config
+
+    if isinstance(config, str | Path):
+        study = load_config(config)
+        if code_dir is not None:
+            study = replace(study, code_dir=str(Path(code_dir).resolve()))
+    elif isinstance(config, StudyConfig):
+        study = config
+        if code_dir is not None or study.code_dir is None:
+            study = replace(study, code_dir=str(Path(code_dir or ".").resolve()))
+    else:
+        study = build_config(config, code_dir=code_dir or ".")
+    from hypertune.search import run_study as run
+
+    path = run(study, storage, address, progress=progress)
+    if reports is not None:
+        from hypertune.report import write_report
+        from hypertune.store import read_results, read_study, study_dir
+
+        meta, results = read_study(storage, study.name), read_results(storage, study.name)
+        write_report(meta, results, study_dir(reports, study.name))
+    return path

@@ -48,7 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=SPEC",
-        help="add or replace a searched parameter, e.g. lr=1e-5:l5:0.1 or act=relu,gelu",
+        help="add or replace a searched parameter, e.g. lr=1e-5:l5:0.1 or act=relu,gelu; "
+        "one value (num_layers=2) fixes it instead",
+    )
+    run.add_argument(
+        "--drop-param",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="remove NAME from [space]; it takes its [model] value or its default",
     )
     run.add_argument("--metric", help="objective NAME:min|max|last, e.g. valid_loss:min")
     run.add_argument("--epochs", type=int, help="training epochs of every trial")
@@ -195,9 +203,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         "cpus_per_trial": args.cpus_per_trial,
         "gpus_per_trial": args.gpus_per_trial,
         "params": args.param,
+        "drop_params": args.drop_param,
         "smoke": args.smoke,
     }
     config = load_config(args.config, overrides)
+    _check_code(config)
     args.name = config.name
     from hypertune import store
 
@@ -223,6 +233,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             cluster.stop()
     return _finish(path, args)
+
+
+def _check_code(config: StudyConfig) -> None:
+    """Import the study's own modules now: a broken reference is refused before Ray starts."""
+    from hypertune.usercode import is_reference, load
+
+    spec = config.space.get("architecture")
+    named = [config.model.get("architecture"), *(spec.values if spec else ())]
+    for reference in dict.fromkeys(n for n in named if is_reference(n)):
+        load(str(reference), "model.architecture", config.code_dir)
+    if is_reference(config.data):
+        load(config.data, "study.data", config.code_dir)
 
 
 def _start_local_ray(config: StudyConfig, args: argparse.Namespace) -> bool:

@@ -12,7 +12,7 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,10 @@ class StudyConfig:
     gpus_per_trial: float = 0.0
     max_concurrent: int = 0  # 0: as many as the resources allow
     report: dict[str, Any] = field(default_factory=dict)  # default report metric/x/y/agg
+    # Where `module:callable` references are looked up first (the study file's folder).
+    code_dir: str | None = field(default=None, compare=False)
+    # The space of the study a --smoke run stands for: preflight checks all of it.
+    whole_space: dict[str, ParamSpec] = field(default_factory=dict, compare=False)
 
     def hyperparameters(self) -> dict[str, Any]:
         """Fixed model values with searched values left out (the trial fills them in)."""
@@ -156,6 +160,8 @@ def objective_column(meta: Mapping[str, Any]) -> str:
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:
     """Read a study file, apply CLI overrides and validate the result.
 
+    `module:callable` references in it are looked up beside the file first.
+
     Raises:
         ConfigError: the file is missing or unreadable, or any value is invalid.
     """
@@ -167,14 +173,35 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     raw.setdefault("study", {}).setdefault("name", path.stem)
-    return from_dict(apply_overrides(raw, overrides or {}))
+    return build_config(raw, overrides, code_dir=path.resolve().parent)
+
+
+def build_config(
+    raw: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    code_dir: str | Path | None = None,
+) -> StudyConfig:
+    """Validate a TOML-shaped dict with CLI-style overrides applied (see `apply_overrides`).
+
+    With `smoke`, the whole study is validated first, and its space kept for preflight, so a
+    smoke run fails wherever the full run would.
+    """
+    overrides = dict(overrides or {})
+    whole = from_dict(apply_overrides(raw, {**overrides, "smoke": False}))
+    config = whole
+    if overrides.get("smoke"):
+        config = replace(from_dict(apply_overrides(raw, overrides)), whole_space=whole.space)
+    folder = str(Path(code_dir).resolve()) if code_dir is not None else None
+    return replace(config, code_dir=folder)
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Return a copy of `raw` with CLI flags applied (None means: not given).
 
     Keys: name, search, samples, metric, epochs, seeds, cpus_per_trial, gpus_per_trial,
-    params (a list of NAME=SPEC strings), smoke (bool).
+    params (a list of NAME=SPEC strings), drop_params (names to remove from [space]),
+    smoke (bool). A parameter given one value (`--param num_layers=2`, or one value in
+    `[space]`) is fixed: it moves to [model] and is not searched.
     """
     out = copy.deepcopy(dict(raw))
     study = out.setdefault("study", {})
@@ -186,12 +213,32 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
         if overrides.get(key) is not None:
             resources[key] = overrides[key]
     space = out.setdefault("space", {})
+    for name in overrides.get("drop_params") or ():
+        if name not in space:
+            searched = ", ".join(space) or "none"
+            raise ConfigError(f"--drop-param: '{name}' is not in [space]; searched: {searched}")
+        del space[name]
     for assignment in overrides.get("params") or ():
         spec = parse_assignment(assignment)
         space[spec.name] = spec.source
+    _fix_single_values(out)
     if overrides.get("smoke"):
         _shrink_to_smoke(out)
     return out
+
+
+def _fix_single_values(raw: dict[str, Any]) -> None:
+    """A searched parameter with one value is a fixed one: a 1x1 grid has nothing to compare."""
+    space = raw.get("space")
+    if not isinstance(space, dict):
+        return
+    for name, source in list(space.items()):
+        spec = from_toml(name, source)
+        if len(spec.values) == 1 and (not spec.is_range or spec.low == spec.high):
+            model = raw.setdefault("model", {})
+            if isinstance(model, dict):
+                model[name] = spec.values[0]
+                del space[name]
 
 
 def _shrink_to_smoke(raw: dict[str, Any]) -> None:

@@ -98,11 +98,21 @@ def dataset_names() -> list[str]:
 def load_dataset(name: str, **options: Any) -> DataBundle:
     """Load a dataset by name as a :class:`DataBundle`.
 
+    `name` may also be `module:callable`, a loader of your own importable from the Python path
+    (see :mod:`hypertune.data.user`).
+
     Raises:
         DataError: the name is unknown, an option is unknown, or the data is unavailable.
     """
+    if ":" in name:
+        from hypertune.data.user import use_data
+
+        return use_data(name, options)[0]
     if name not in _LOADERS:
-        raise DataError(f"data: '{name}' is unknown; known: {', '.join(dataset_names())}")
+        raise DataError(
+            f"data: '{name}' is unknown; known: {', '.join(dataset_names())}, or module:callable "
+            "for a loader of your own"
+        )
     try:
         return _LOADERS[name](**options)
     except TypeError as exc:

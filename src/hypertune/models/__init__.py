@@ -3,7 +3,7 @@
 Architectures: `mlp`, `cnn` (plain | residual | squeeze_excite | inception blocks), `gru`,
 `lstm`, and mltrainer's course models `mltrainer_gru` and `mltrainer_mlp`. Every key of each has
 a default (`architectures()[name].defaults`); unknown names and keys are errors listing the valid
-ones.
+ones. A user's own builder is named `module:callable` (:mod:`hypertune.models.user`).
 """
 
 from hypertune.models import conv, dense, recurrent  # noqa: F401  (registers architectures)
@@ -13,9 +13,11 @@ from hypertune.models.registry import (
     Architecture,
     architectures,
     create_model,
+    register_architecture,
     register_model,
     resolve_config,
 )
+from hypertune.models.user import use_model, use_recorded_model
 
 __all__ = [
     "ACTIVATIONS",
@@ -23,6 +25,9 @@ __all__ = [
     "Architecture",
     "architectures",
     "create_model",
+    "register_architecture",
     "register_model",
     "resolve_config",
+    "use_model",
+    "use_recorded_model",
 ]

@@ -43,6 +43,8 @@ class Architecture:
     build: Builder
     defaults: Mapping[str, Any]
     doc: str
+    required: tuple[str, ...] = ()  # keys without a default (a user's builder may have them)
+    any_key: bool = False  # the builder takes **kwargs: every key is passed on
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -60,6 +62,11 @@ def register_model(name: str, defaults: Mapping[str, Any]) -> Callable[[Builder]
     return add
 
 
+def register_architecture(arch: Architecture) -> None:
+    """Make `arch` available to `create_model` under `arch.name` (replacing one of that name)."""
+    _REGISTRY[arch.name] = arch
+
+
 def architectures() -> dict[str, Architecture]:
     """The registered architectures by name."""
     return dict(_REGISTRY)
@@ -68,15 +75,31 @@ def architectures() -> dict[str, Architecture]:
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The architecture's defaults overlaid with `config`, after checking every key and type."""
     name = config.get("architecture", "mlp")
+    if name not in _REGISTRY and isinstance(name, str) and ":" in name:
+        from hypertune.models.user import use_model  # a user's builder, from the Python path
+
+        use_model(name)
     if name not in _REGISTRY:
-        raise ConfigError(f"model.architecture: '{name}' is unknown; known: {', '.join(_REGISTRY)}")
+        known = ", ".join(n for n in _REGISTRY if ":" not in n)
+        raise ConfigError(
+            f"model.architecture: '{name}' is unknown; known: {known}, or module:callable "
+            "for your own builder"
+        )
     arch = _REGISTRY[name]
     resolved: dict[str, Any] = {"architecture": name, **arch.defaults}
+    for key in arch.required:
+        if key not in config:
+            raise ConfigError(
+                f"model.{key}: '{name}' needs it (it has no default); set it in [model] or [space]"
+            )
     for key, value in config.items():
         if key == "architecture" or key in TRAINER_KEYS:
             continue
+        if key in arch.required or (arch.any_key and key not in arch.defaults):
+            resolved[key] = value
+            continue
         if key not in arch.defaults:
-            known = ", ".join(sorted(arch.defaults))
+            known = ", ".join(sorted([*arch.defaults, *arch.required]))
             raise ConfigError(f"model.{key}: unknown key for architecture '{name}'; known: {known}")
         resolved[key] = _coerce(key, value, arch.defaults[key])
     return resolved
@@ -105,6 +128,8 @@ def create_model(
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
     """Check `value` against the default's type (ints pass for floats; whole floats for ints)."""
+    if default is None or not isinstance(default, bool | int | float | str):
+        return value  # no type to check against (e.g. a user's `norm=None`)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"model.{key}: expected true or false, got {value!r}")

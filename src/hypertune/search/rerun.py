@@ -8,10 +8,12 @@ from typing import Any
 
 from hypertune import store
 from hypertune.config import from_dict
-from hypertune.data import load_dataset
 from hypertune.errors import StudyError
+from hypertune.search.code import load_recorded_code
 from hypertune.space import decode_config
 from hypertune.train import TrainSettings, fit
+
+SHOWN_IDS = 10  # trial ids an error lists before "..."
 
 
 def rerun_trial(
@@ -23,16 +25,20 @@ def rerun_trial(
 
     Raises:
         StudyError: no such study or trial, or the data changed since the study ran.
+        ConfigError: the study's own model or data module is gone or changed since it ran.
     """
     meta = store.read_study(storage, name)
     config = from_dict(meta["config"])
     results = store.read_results(storage, name)
     match = results[results["trial_id"].astype(str) == str(trial_id)]
     if match.empty:
-        known = ", ".join(results["trial_id"].astype(str).head(10))
-        raise StudyError(f"trial '{trial_id}' not in study '{name}'; trials: {known}")
+        ids = results["trial_id"].astype(str).tolist()
+        known = ", ".join(ids[:SHOWN_IDS]) + (", ..." if len(ids) > SHOWN_IDS else "")
+        raise StudyError(
+            f"trial '{trial_id}' not in study '{name}'; its {len(ids)} trials: {known or 'none'}"
+        )
     row = {str(k): v for k, v in match.iloc[0].to_dict().items()}
-    data = load_dataset(config.data, **config.data_options)
+    data, _ = load_recorded_code(config, meta)
     recorded = meta.get("data", {}).get("fingerprint")
     if recorded and data.fingerprint != recorded:
         raise StudyError(

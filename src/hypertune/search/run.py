@@ -19,9 +19,11 @@ from ray import tune
 
 from hypertune import provenance, store
 from hypertune.config import StudyConfig, from_dict
-from hypertune.data import DataBundle, load_dataset
+from hypertune.data import DataBundle
 from hypertune.errors import ConfigError, StudyError
+from hypertune.models import Architecture, register_architecture
 from hypertune.search import cluster
+from hypertune.search.code import load_recorded_code, load_study_code, user_architectures
 from hypertune.search.order import costliest_first, trial_points
 from hypertune.search.recorder import (
     SEED_KEY,
@@ -69,13 +71,13 @@ def run_study(
         StudyError: a study of that name exists already.
         ConfigError, DataError: the configuration or the data is unusable (before Ray starts).
     """
-    data = load_dataset(config.data, **config.data_options)
+    data, code = load_study_code(config)
     preflight(config, data)
     cluster.check_address(address)
     cluster.check_local_resources(config, address)
     path = store.create_study_dir(storage, config.name)
     with store.study_lock(path):
-        _first_run(config, data, path, address, progress, mlflow)
+        _first_run(config, data, path, address, progress, mlflow, code)
     return path
 
 
@@ -86,6 +88,7 @@ def _first_run(
     address: str | None,
     progress: ProgressFn | None,
     mlflow: bool,
+    code: list[dict[str, Any]],
 ) -> None:
     meta = {
         "name": config.name,
@@ -100,6 +103,7 @@ def _first_run(
         "trials_planned": config.planned_trials(),
         "mlflow": mlflow,
         "data": data.summary(),
+        "code": code,  # the study's own modules: file and sha256 (rerun refuses a change)
         "git": provenance.git_state(),
         "versions": provenance.versions(),
         "host": provenance.host(),
@@ -130,7 +134,7 @@ def resume_study(
         store.read_results(storage, name)  # a damaged table is refused before anything starts
         cluster.check_address(address)
         cluster.check_local_resources(config, address)
-        data = load_dataset(config.data, **config.data_options)
+        data, _ = load_recorded_code(config, meta)
         if data.fingerprint != meta["data"].get("fingerprint"):
             raise StudyError(
                 f"study '{name}': the data changed since it ran (fingerprint "
@@ -155,10 +159,12 @@ def preflight(config: StudyConfig, data: DataBundle) -> None:
 
     from hypertune.models import create_model
 
-    for spec in config.space.values():
+    # A --smoke run checks the space of the study it stands for, not only its own two trials.
+    space = {**config.space, **config.whole_space}
+    for spec in space.values():
         to_domain(spec, config.search)  # e.g. categories under Bayesian search are refused
     candidates = []
-    for spec in config.space.values():
+    for spec in space.values():
         values = spec.values if spec.values else (spec.low, spec.high)
         candidates.append([(spec.name, v) for v in values])
     largest = tuple(max(c, key=_size_key) for c in candidates)
@@ -190,13 +196,17 @@ def train_trial(
     specs: Mapping[str, ParamSpec],
     settings: TrainSettings,
     finished: Mapping[str, Mapping[str, float]] | None = None,
+    models: Mapping[str, Architecture] | None = None,
 ) -> None:
     """The Ray Tune trainable: one configuration, one seed, one report per epoch.
 
     A trial in `finished` (recorded in results.csv before the driver stopped, but after Ray's
     last experiment checkpoint) is not trained twice: it reports its recorded metrics once, so
-    the searcher learns them, and its row in results.csv stands as recorded.
+    the searcher learns them, and its row in results.csv stands as recorded. `models` are the
+    study's own architectures, registered in this worker before the model is built.
     """
+    for architecture in (models or {}).values():
+        register_architecture(architecture)
     recorded = (finished or {}).get(tune.get_context().get_trial_id())
     if recorded is not None:
         tune.report(dict(recorded))
@@ -238,6 +248,7 @@ def _execute(
                 specs=config.space,
                 settings=settings,
                 finished=recorder.kept,
+                models=user_architectures(config),
             ),
             {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
         )
