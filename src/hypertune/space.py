@@ -24,6 +24,8 @@ MAX_RANGE_POINTS = 10_000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FLOAT_WRITTEN = re.compile(r"[.eE]|inf|nan", re.IGNORECASE)
 _POINTS = re.compile(r"^(?:([lu])(\d+)|(\d+)([lu]))$")
+# How a range string writes a boolean (as TOML does, in any case): `batchnorm=true,false`.
+_BOOLEANS = {"true": True, "false": False}
 EXPONENT_PREFIX = "__log10__"  # see bayes_domains
 
 
@@ -99,7 +101,7 @@ def parse_range_string(name: str, spec: str) -> ParamSpec:
         if isinstance(value, float) and not math.isfinite(value):
             raise SpaceError(f"'{name}={spec}': '{value}' is not a finite number")
     if any(isinstance(v, float) for v in values):
-        values = [float(v) if isinstance(v, int) else v for v in values]
+        values = [float(v) if _is_number(v) else v for v in values]
     return ParamSpec(name, tuple(values), source=text)
 
 
@@ -342,6 +344,8 @@ def _from_table(name: str, table: Mapping[str, Any]) -> ParamSpec:
 
 
 def _scalar(text: str) -> Value:
+    if text.lower() in _BOOLEANS:
+        return _BOOLEANS[text.lower()]
     try:
         return int(text)
     except ValueError:

@@ -63,7 +63,8 @@ def _create(factory: Any, name: str, folder: Path, place: str) -> Mapping[str, A
     except Exception as exc:
         if folder.exists() and not _has_files(folder):
             shutil.rmtree(folder)
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        # Whole: the first line names the URL that was tried.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
             f"data: '{name}' is not available offline and could not be downloaded ({reason}); "
             f"place {place}"

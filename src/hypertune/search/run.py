@@ -170,7 +170,7 @@ def preflight(config: StudyConfig, data: DataBundle) -> None:
     largest = tuple(max(c, key=_size_key) for c in candidates)
     combos = itertools.islice(itertools.product(*candidates), PREFLIGHT_LIMIT)
     for combo in itertools.chain([largest], combos):
-        trial = decode_config({**config.hyperparameters(), **dict(combo)}, config.space)
+        trial = decode_config({**config.hyperparameters(), **dict(combo)}, space)
         check_config(trial)
         with torch.device("meta"):
             model = create_model(trial, data.input_shape, data.num_classes)
