@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from conftest import ROOT, run_cli
 
@@ -68,6 +69,7 @@ def _power_cut(driver: subprocess.Popen[str]) -> None:
     driver.wait()
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_finishes_the_rest_once(tmp_path: Path) -> None:
     results = _start_and_stop(tmp_path, _power_cut)
     before = pd.read_csv(results)
@@ -76,6 +78,7 @@ def test_resume_after_sigkill_finishes_the_rest_once(tmp_path: Path) -> None:
     _resume_and_check(tmp_path, results, before)
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_resumable_study(tmp_path: Path) -> None:
     stopped: dict[str, object] = {}
 
@@ -112,4 +115,5 @@ def _resume_and_check(tmp_path: Path, results: Path, before: pd.DataFrame) -> No
 
     again = run_cli("resume", "crash", cwd=tmp_path)
     assert again.returncode == 2
-    assert again.stderr.strip() == "error: study 'crash' has finished; nothing to resume"
+    assert again.stderr.strip().startswith("error: study 'crash' has finished; nothing to resume")
+    assert "resume crash --retry-failed" in again.stderr

@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = commands.add_parser("resume", help="finish a study whose run stopped")
     resume.add_argument("name")
+    resume.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also train the ERROR and NAN trials again, replacing their rows",
+    )
     _add_cluster(resume)
     _add_storage(resume)
     _add_reports(resume)
@@ -165,6 +170,11 @@ def _resume_hint(args: argparse.Namespace) -> str:
         status = None
     if status is None:
         return "no study was stored; run it again"
+    if status == "finished" and getattr(args, "retry_failed", False):
+        return (
+            "trials not yet retried keep their rows. Continue with: "
+            f"resume {name}{where} --retry-failed"
+        )
     if status == "finished":
         return f"study '{name}' had finished and is kept"
     return f"finished trials are kept. Continue with: resume {name}{where}"
@@ -281,10 +291,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     meta = read_study(args.storage, args.name)
     check_folder(args.out, "--out")
-    line = ProgressLine(objective_column(meta))
-    path = resume_study(args.storage, args.name, args.address, progress=line)
-    line.close()
-    return _finish(path, args)
+    path: Path | None = None
+    if meta["status"] != "finished" or not args.retry_failed:
+        line = ProgressLine(objective_column(meta))
+        path = resume_study(args.storage, args.name, args.address, progress=line)
+        line.close()
+    if args.retry_failed:
+        from hypertune.search import retry_failed
+        from hypertune.store import read_results
+
+        failed = read_results(args.storage, args.name)["status"].isin(("ERROR", "NAN")).sum()
+        if failed or path is None:
+            header = f"study {args.name}: retrying {failed} failed trials"
+            line = ProgressLine(objective_column(meta), header)
+            path = retry_failed(args.storage, args.name, args.address, progress=line)
+            line.close()
+    return _finish(path or Path(args.storage) / args.name, args)
 
 
 def _finish(path: Path, args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hypertune.search.recorder import Progress, ProgressFn, ResultRecorder, trial_row
     from hypertune.search.rerun import rerun_trial
+    from hypertune.search.retry import retry_failed
     from hypertune.search.run import preflight, resume_study, run_study, train_trial
 
 _HOMES = {
@@ -26,6 +27,7 @@ _HOMES = {
     "ResultRecorder": "recorder",
     "trial_row": "recorder",
     "rerun_trial": "rerun",
+    "retry_failed": "retry",
     "preflight": "run",
     "resume_study": "run",
     "run_study": "run",
@@ -39,6 +41,7 @@ __all__ = [
     "preflight",
     "rerun_trial",
     "resume_study",
+    "retry_failed",
     "run_study",
     "train_trial",
     "trial_row",

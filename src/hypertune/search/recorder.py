@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,15 @@ from hypertune.train import SECONDS
 
 SEED_KEY = "seed"
 TRIAL_INDEX = "__trial_index__"  # set by Ray's Repeater on repeated searcher suggestions
+RETRY_OF = "__retry_of__"  # a retried trial's config: the id of the row it replaces
 FINAL = (store.TERMINATED, store.ERROR, store.NAN)
+# What Ray's memory monitor, torch and Python say when memory runs out.
+_OUT_OF_MEMORY = re.compile(
+    r"running low on memory|NODE_OUT_OF_MEMORY|OutOfMemoryError|out of memory|MemoryError"
+)
+_NODE_MEMORY = re.compile(
+    r"Memory on the node \(IP: ([^,)]+).*? was ([\d.]+ ?GB)(?: used)? / ([\d.]+ ?GB)", re.DOTALL
+)
 
 
 @dataclass
@@ -30,6 +39,8 @@ class Progress:
     failed: int = 0
     best: float | None = None
     started: float = field(default_factory=time.monotonic)
+    epochs: int = 0  # epochs trained by the trials of this run, finished or running
+    epochs_total: int = 0  # epochs every trial of this run will train
 
     @property
     def elapsed(self) -> float:
@@ -50,7 +61,7 @@ def trial_row(
     """One results.csv row from a Ray Tune trial (`status`: as known to the caller)."""
     result = dict(trial.last_result or {})
     searched = decode_config(trial.config, specs)
-    row: dict[str, Any] = {"trial_id": trial.trial_id}
+    row: dict[str, Any] = {"trial_id": str(trial.config.get(RETRY_OF, trial.trial_id))}
     metrics = {k: v for k, v in result.items() if k in METRIC_COLUMNS}
     status = status or trial.status
     if status == store.TERMINATED and not all(store.finite(v) for v in metrics.values()):
@@ -64,8 +75,27 @@ def trial_row(
     seconds = result.get(SECONDS, result.get("time_total_s", 0.0))
     row["seconds"] = round(float(seconds or 0.0), 3)
     if status == store.ERROR:
-        row["error"] = _last_line(trial.get_error())
+        row["error"] = error_text(trial.get_error())
     return row
+
+
+def error_text(text: Any) -> str:
+    """The error column: the error's last line, or "out of memory: ..." where memory ran out
+    (Ray's memory monitor explains itself in a paragraph of advice; the row keeps the facts)."""
+    raw = str(text or "")
+    if not _OUT_OF_MEMORY.search(raw):
+        return _last_line(raw)
+    usage = _NODE_MEMORY.search(raw)
+    if usage:
+        node, used, limit = usage.groups()
+        return (
+            f"out of memory: Ray's memory monitor killed the trial with {used} of {limit} in use "
+            f"on node {node}"
+        )
+    if "running low on memory" in raw or "NODE_OUT_OF_MEMORY" in raw:
+        return "out of memory: Ray's memory monitor killed the trial"
+    lines = [line.strip() for line in raw.splitlines() if _OUT_OF_MEMORY.search(line)]
+    return f"out of memory: {lines[-1][:300]}"
 
 
 def _number(value: Any) -> float:
@@ -85,9 +115,19 @@ class ResultRecorder(tune.Callback):
     """
 
     def __init__(
-        self, config: StudyConfig, path: Path, state: Progress, progress: ProgressFn | None
+        self,
+        config: StudyConfig,
+        path: Path,
+        state: Progress,
+        progress: ProgressFn | None,
+        retry: Collection[str] = (),
     ) -> None:
         self.config = config
+        # Failed trials trained again: their rows are replaced, and only they are counted.
+        self.retry = set(retry)
+        self.replaced: set[str] = set()
+        self.epochs: dict[str, int] = {}  # epochs reported by each trial of this run
+        state.epochs_total = state.total * config.epochs
         self.path = path
         self.state = state
         self.progress = progress
@@ -101,6 +141,8 @@ class ResultRecorder(tune.Callback):
             for key, row in self.rows.items()
             if row["status"] in FINAL
         }
+        if not self.retry:  # a resumed study: its finished trials spent their budget
+            self.epochs.update({key: config.epochs for key in self.kept})
         self.incomplete: set[str] = set()  # trials stopped before their budget was done
         self.active: set[str] = set()  # trials started and not yet ended
         for kept in self.rows.values():
@@ -124,6 +166,8 @@ class ResultRecorder(tune.Callback):
             self.incomplete.add(row["trial_id"])
             return
         self.rows[row["trial_id"]] = row
+        if row["trial_id"] in self.retry:
+            self.replaced.add(row["trial_id"])
         self._track_best(row)
 
     def _track_best(self, row: Mapping[str, Any]) -> None:
@@ -144,10 +188,10 @@ class ResultRecorder(tune.Callback):
     def _count(self) -> None:
         # Ray calls on_trial_start before it marks the trial RUNNING, so count our own set.
         self.state.running = len(self.active)
-        self.state.done = self.finished
-        self.state.failed = sum(
-            1 for r in self.rows.values() if r["status"] in (store.ERROR, store.NAN)
-        )
+        self.state.epochs = sum(self.epochs.values())
+        counted = [r for k, r in self.rows.items() if not self.retry or k in self.replaced]
+        self.state.done = sum(1 for r in counted if r["status"] in FINAL)
+        self.state.failed = sum(1 for r in counted if r["status"] in (store.ERROR, store.NAN))
 
     def _tell(self) -> None:
         self._count()
@@ -158,14 +202,24 @@ class ResultRecorder(tune.Callback):
         self.active.add(trial.trial_id)
         self._tell()
 
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        epochs = int(result.get("training_iteration", 0) or 0)
+        if epochs > self.epochs.get(trial.trial_id, 0):
+            self.epochs[trial.trial_id] = min(epochs, self.config.epochs)
+            self._tell()
+
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.active.discard(trial.trial_id)
+        self.epochs[trial.trial_id] = self.config.epochs  # its budget is spent (or it failed)
         self._record(trial, store.TERMINATED)
         self._save()
         self._tell()
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.active.discard(trial.trial_id)
+        self.epochs[trial.trial_id] = self.config.epochs
         self._record(trial, store.ERROR)
         self._save()
         self._tell()

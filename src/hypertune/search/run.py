@@ -129,7 +129,10 @@ def resume_study(
     with store.study_lock(path):
         meta = store.read_study(storage, name)  # as the last owner left it
         if meta["status"] == "finished":
-            raise StudyError(f"study '{name}' has finished; nothing to resume")
+            raise StudyError(
+                f"study '{name}' has finished; nothing to resume (to train its ERROR and NAN "
+                f"trials again: resume {name} --retry-failed)"
+            )
         config = from_dict(meta["config"])
         store.read_results(storage, name)  # a damaged table is refused before anything starts
         cluster.check_address(address)
@@ -234,25 +237,8 @@ def _execute(
         started_here = cluster.start(address, config)
         slots = cluster.free_slots(config)
         recorder = ResultRecorder(config, path, Progress(config.planned_trials()), progress)
-        settings = TrainSettings(
-            epochs=config.epochs,
-            device="cuda" if config.gpus_per_trial > 0 else "cpu",
-            threads=max(1, int(config.cpus_per_trial)),
-            trainer=config.trainer,
-        )
-        trainable = tune.with_resources(
-            tune.with_parameters(
-                train_trial,
-                data=data,
-                fixed=config.hyperparameters(),
-                specs=config.space,
-                settings=settings,
-                finished=recorder.kept,
-                models=user_architectures(config),
-            ),
-            {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
-        )
-        callbacks = [recorder, *_loggers(path, config, meta)]
+        trainable = make_trainable(config, data, recorder.kept)
+        callbacks = [recorder, *loggers(path, config, meta)]
         ray_dir = str((path / store.RAY_DIR).resolve())
         if restore and tune.Tuner.can_restore(ray_dir):
             tuner = tune.Tuner.restore(
@@ -291,18 +277,42 @@ def _execute(
     store.write_study(path, meta)
 
 
-def _loggers(path: Path, config: StudyConfig, meta: Mapping[str, Any]) -> list[Any]:
+def make_trainable(
+    config: StudyConfig, data: DataBundle, finished: Mapping[str, Mapping[str, float]]
+) -> Any:
+    """`train_trial` with the study's data, fixed values, settings and resources bound."""
+    settings = TrainSettings(
+        epochs=config.epochs,
+        device="cuda" if config.gpus_per_trial > 0 else "cpu",
+        threads=max(1, int(config.cpus_per_trial)),
+        trainer=config.trainer,
+    )
+    return tune.with_resources(
+        tune.with_parameters(
+            train_trial,
+            data=data,
+            fixed=config.hyperparameters(),
+            specs=config.space,
+            settings=settings,
+            finished=finished,
+            models=user_architectures(config),
+        ),
+        {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
+    )
+
+
+def loggers(path: Path, config: StudyConfig, meta: Mapping[str, Any]) -> list[Any]:
     """TensorBoard logs of the metrics, and MLflow when the study asked for it.
 
     Ray adds its CSV and JSON loggers itself (progress.csv, result.json in each trial folder).
     """
-    loggers: list[Any] = [MetricsTensorBoard()]
+    tensorboard: list[Any] = [MetricsTensorBoard()]
     if not meta.get("mlflow"):
-        return loggers
+        return tensorboard
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     return [
-        *loggers,
+        *tensorboard,
         MLflowLoggerCallback(
             tracking_uri=(path / "mlflow").resolve().as_uri(),
             experiment_name=config.name,

@@ -1,0 +1,152 @@
+"""`resume NAME --retry-failed`: train a study's ERROR and NAN trials again.
+
+A trial that failed for a reason outside it (Ray's memory monitor killed it while another
+process held the memory, a node went away) deserves another attempt without a new study. Each
+failed row's configuration and seed are handed to a fresh Tuner as points to evaluate, under
+`ray/retry-<n>/`; a retried trial's row replaces the failed one under the same trial id, the
+earlier attempt is kept in study.json (`attempts`), and every finished row stays as it was.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from hypertune import provenance, store
+from hypertune.config import StudyConfig, from_dict
+from hypertune.data import DataBundle
+from hypertune.errors import StudyError
+from hypertune.search import cluster
+from hypertune.search.code import load_recorded_code
+from hypertune.search.recorder import RETRY_OF, SEED_KEY, Progress, ProgressFn, ResultRecorder
+from hypertune.search.run import CHECKPOINT_PERIOD_S, RESULT_BUFFER, loggers, make_trainable
+
+FAILED = (store.ERROR, store.NAN)
+
+
+def retry_failed(
+    storage: str | Path, name: str, address: str | None = None, progress: ProgressFn | None = None
+) -> Path:
+    """Train the study's ERROR and NAN trials again, replacing their rows.
+
+    Raises:
+        StudyError: no such study, it has not finished (resume it first), it has no failed
+            trials, another process runs it, or its data changed since it ran.
+    """
+    path = store.study_dir(storage, name)
+    store.read_study(storage, name)  # a clear error for an unknown study
+    store.check_folder(path, "--storage")
+    with store.study_lock(path):
+        meta = store.read_study(storage, name)
+        if meta["status"] != "finished":
+            raise StudyError(f"study '{name}' has not finished; `resume {name}` finishes it first")
+        results = store.read_results(storage, name)
+        failed = results[results["status"].isin(FAILED)]
+        if failed.empty:
+            raise StudyError(f"study '{name}' has no ERROR or NAN trials to retry")
+        config = from_dict(meta["config"])
+        cluster.check_address(address)
+        cluster.check_local_resources(config, address)
+        data, _ = load_recorded_code(config, meta)
+        if data.fingerprint != meta["data"].get("fingerprint"):
+            raise StudyError(
+                f"study '{name}': the data changed since it ran (fingerprint "
+                f"{data.fingerprint}, recorded {meta['data'].get('fingerprint')}); start a new "
+                "study instead"
+            )
+        rows = [{str(k): v for k, v in row.items()} for row in failed.to_dict("records")]
+        attempts = meta.setdefault("attempts", [])
+        round_ = 1 + max((int(a.get("retry", 0)) for a in attempts), default=0)
+        attempts.extend(_attempt(row, round_) for row in rows)
+        meta.update(status="running")
+        store.write_study(path, meta)
+        _run(config, data, path, meta, rows, round_, address, progress)
+    return path
+
+
+def _attempt(row: Mapping[str, Any], round_: int) -> dict[str, Any]:
+    """What study.json keeps of an attempt that a retry replaces."""
+    kept = {key: _plain(row.get(key)) for key in ("trial_id", "status", "error", "epochs")}
+    return {**kept, "seconds": _plain(row.get("seconds")), "retry": round_}
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _points(config: StudyConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each failed trial's configuration, seed, and the row it replaces."""
+    points = []
+    for row in rows:
+        point = {name: _plain(row[name]) for name in config.space}
+        for name, spec in config.space.items():
+            if spec.integer and isinstance(point[name], float):
+                point[name] = round(point[name])
+        point[SEED_KEY] = int(row.get("seed", 0) or 0)
+        point[RETRY_OF] = str(row["trial_id"])
+        points.append(point)
+    return points
+
+
+def _run(
+    config: StudyConfig,
+    data: DataBundle,
+    path: Path,
+    meta: dict[str, Any],
+    rows: list[dict[str, Any]],
+    round_: int,
+    address: str | None,
+    progress: ProgressFn | None,
+) -> None:
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
+    for key, value in RESULT_BUFFER.items():
+        os.environ.setdefault(key, value)
+    points = _points(config, rows)
+    started_here = False
+    try:
+        started_here = cluster.start(address, config)
+        slots = cluster.free_slots(config)
+        ids = [str(row["trial_id"]) for row in rows]
+        recorder = ResultRecorder(config, path, Progress(len(points)), progress, retry=ids)
+        space = {
+            key: tune.choice(list(dict.fromkeys(point[key] for point in points)))
+            for key in points[0]
+        }
+        tuner = tune.Tuner(
+            make_trainable(config, data, {}),
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                metric=config.metric.tune_metric,
+                mode=config.metric.direction,
+                search_alg=BasicVariantGenerator(points_to_evaluate=points, max_concurrent=slots),
+                num_samples=len(points),
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=f"retry-{round_}",
+                storage_path=str((path / store.RAY_DIR).resolve()),
+                verbose=0,
+                callbacks=[recorder, *loggers(path, config, meta)],
+                log_to_file=True,
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            ),
+        )
+        with cluster.trial_workers():
+            tuner.fit()
+    finally:
+        # The study had finished before the retry and still has: every trial has a row.
+        meta.update(status="finished", ended=provenance.now())
+        store.write_study(path, meta)
+        if started_here:
+            cluster.stop()
+    if recorder.incomplete:
+        raise KeyboardInterrupt(f"study '{meta['name']}': retry interrupted")
