@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hypertune.errors import HypertuneError, ReportError
+from hypertune.progress import ProgressLine
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from hypertune.config import StudyConfig
-    from hypertune.search import Progress
 
 DEFAULT_CONFIG = Path("configs/default.toml")
 EXIT_USER_ERROR = 2
@@ -414,38 +414,6 @@ def _write_report(
     folder = study_dir(check_folder(args.out, "--out"), args.name)
     full_budget = getattr(args, "full_budget", False)
     return write_report(meta, results, folder, x, y, metric, agg, full_budget)
-
-
-class ProgressLine:
-    """One live status line on stderr instead of Ray's scrolling tables."""
-
-    def __init__(self, metric: str, header: str | None = None) -> None:
-        self.metric = metric
-        self.header = header
-        self.live = sys.stderr.isatty()
-        self.last = ""
-
-    def __call__(self, state: Progress) -> None:
-        if self.header:
-            print(self.header, file=sys.stderr, flush=True)
-            self.header = None
-        minutes, seconds = divmod(int(state.elapsed), 60)
-        best = f"{state.best:.4g}" if state.best is not None else "-"
-        text = (
-            f"trials {state.done}/{state.total} done, {state.running} running, "
-            f"{state.failed} failed | best {self.metric} {best} | {minutes}:{seconds:02d}"
-        )
-        if text == self.last:
-            return
-        self.last = text
-        if self.live:
-            print(f"\r{text}\x1b[K", end="", file=sys.stderr, flush=True)
-        else:
-            print(text, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.live and self.last:
-            print(file=sys.stderr)
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
