@@ -85,13 +85,19 @@ def test_unknown_key_is_one_error_line(tiny_study: Path, tmp_path: Path) -> None
     assert not (tmp_path / "runs").exists()
 
 
-def test_unknown_study_and_bad_param(tiny_study: Path, tmp_path: Path) -> None:
-    done = run_cli("show", "nosuch", cwd=tmp_path)
-    assert done.returncode == 2
-    assert done.stderr.startswith("error: study 'nosuch' not found")
-    bad = run_cli("run", str(tiny_study), "--param", "lr=1:l:3", cwd=tmp_path)
-    assert bad.returncode == 2
-    assert bad.stderr.startswith("error: 'lr=1:l:3'")
-    model = run_cli("run", str(tiny_study), "--param", "hidden_sise=2,4", cwd=tmp_path)
-    assert model.returncode == 2
-    assert "model.hidden_sise: unknown key for architecture 'gru'" in model.stderr
+def test_unknown_study_and_bad_param(
+    tiny_study: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hypertune.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["show", "nosuch"]) == 2
+    assert capsys.readouterr().err.startswith("error: study 'nosuch' not found")
+    assert main(["run", str(tiny_study), "--param", "lr=1:l:3"]) == 2
+    assert capsys.readouterr().err.startswith("error: 'lr=1:l:3'")
+    assert main(["run", str(tiny_study), "--param", "hidden_sise=2,4"]) == 2
+    assert "model.hidden_sise: unknown key for architecture 'gru'" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "tiny").exists()

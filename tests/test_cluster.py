@@ -90,6 +90,7 @@ def ray_head() -> Iterator[tuple[str, Path, dict[str, str]]]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_study_runs_on_a_cluster_through_address(
     ray_head: tuple[str, Path, dict[str, str]], tiny_study: Path, tmp_path: Path
 ) -> None:

@@ -29,6 +29,9 @@ from test_report_page import make_study, report, trial
 ROOT = Path(__file__).resolve().parents[1]
 
 
+SLOW = pytest.mark.slow  # the larger pages take seconds each to draw and measure
+
+
 def study(n_params: int, seed: int = 0) -> tuple[dict[str, Any], pd.DataFrame]:
     """A grid over n_params parameters with long names and log-spaced or binned levels."""
     names = ["learning_rate", "hidden_size", "dropout", "num_layers", "batch_size", "weight_decay"]
@@ -87,7 +90,10 @@ def check_layout(fig: Any) -> None:
         assert overlap_w <= 0.5 or overlap_h <= 0.5, f"{a!r} overlaps {b!r}"
 
 
-@pytest.mark.parametrize("n_params", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize(
+    "n_params",
+    [2, 3, pytest.param(4, marks=SLOW), pytest.param(5, marks=SLOW), pytest.param(6, marks=SLOW)],
+)
 def test_no_text_overlaps_or_is_cut_off(n_params: int) -> None:
     plt = pyplot()
     meta, results = study(n_params)
@@ -184,6 +190,7 @@ def check_complete(folder: Path, sets: list[dict[str, bytes]]) -> None:
     assert files == match, "a mix of two sets"
 
 
+@pytest.mark.slow
 def test_a_report_killed_midway_leaves_one_complete_set(tmp_path: Path) -> None:
     old_rows = [trial(n, 1.0 + 0.1 * n, lr=lr, h=h) for n, (lr, h) in
                 enumerate(itertools.product([1e-3, 1e-2, 1e-1], [8, 16]))]  # fmt: skip

@@ -202,6 +202,7 @@ def test_mixed_budgets_refused_then_filtered_on_request(
     assert "17 of 18 trials drawn; excluded: 1 short budget." in text
 
 
+@pytest.mark.slow
 def test_many_parameters_still_fit_one_page(tmp_path: Path) -> None:
     rows = [
         trial(n, float(a * b + c - d), a=a, b=b, c=c, d=d)

@@ -51,6 +51,7 @@ def scalar_tags(event_file: Path) -> dict[str, list[int]]:
     return tags
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")
 def test_each_trial_logs_its_metrics_per_epoch_to_tensorboard(tmp_path: Path) -> None:
     path = run_study(study("tb", "grid", {"hidden_size": [4, 8]}, epochs=2), tmp_path)
@@ -100,6 +101,7 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(
     assert "3 trials: 1 TERMINATED, 1 NAN, 1 ERROR" in err
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")
 def test_random_search_is_seeded_and_reruns_identically(tmp_path: Path) -> None:
     space = {"lr": {"low": 1e-3, "high": 1e-1, "log": True}, "hidden_size": "4:16"}
@@ -127,6 +129,7 @@ def test_random_search_is_seeded_and_reruns_identically(tmp_path: Path) -> None:
     assert metrics["valid_loss"] == pytest.approx(recorded["valid_loss"], rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")
 def test_bayes_rounds_integers_within_the_range(tmp_path: Path) -> None:
     # A range string becomes a domain over its bounds; BayesOpt samples floats, the trainable
@@ -141,6 +144,7 @@ def test_bayes_rounds_integers_within_the_range(tmp_path: Path) -> None:
     assert len(set(results["lr"])) == 3  # suggestions, not one repeated point
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")
 def test_hyperopt_repeats_each_suggestion_per_seed(tmp_path: Path) -> None:
     space = {"num_layers": [1, 2], "lr": {"low": 1e-3, "high": 1e-1, "log": True}}
@@ -189,6 +193,7 @@ def test_unreachable_cluster_is_refused_before_the_study_exists(tmp_path: Path) 
     assert not (tmp_path / "far").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")
 def test_grid_runs_every_combination_once_per_seed(tmp_path: Path) -> None:
     path = run_study(study("seeds", "grid", {"num_layers": [1, 2]}, seeds=2), tmp_path)

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli
 
 
+@pytest.mark.slow  # Ray's client retries for about 20 s before it gives up
 def test_a_client_without_the_token_cannot_run_code_on_a_study_ray(
     ray_session: None, tmp_path: Path
 ) -> None:

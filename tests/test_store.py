@@ -211,6 +211,7 @@ def test_a_report_is_named_by_the_command_not_by_the_study_file(
     assert not (tmp_path.parent / "escaped").exists()
 
 
+@pytest.mark.slow
 def test_two_runs_of_one_name_leave_one_intact_study(tiny_study: Path, tmp_path: Path) -> None:
     # git as slow as in a large repository: the first run holds its claim for seconds.
     bin_dir = tmp_path / "bin"

@@ -89,6 +89,7 @@ def test_example_config_smoke_trials_train_in_process(path: Path) -> None:
         assert set(metrics) == EXPECTED and math.isfinite(metrics["valid_loss"])
 
 
+@pytest.mark.slow
 def test_gestures_study_with_mltrainer_through_the_cli(tmp_path: Path) -> None:
     write_gestures(tmp_path / "cache")
     study = (ROOT / "configs" / "gestures.toml").read_text()

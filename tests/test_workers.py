@@ -58,6 +58,7 @@ else:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_trials_run_in_the_workers_ray_started_with_the_driver(
     tiny_study: Path, tmp_path: Path
@@ -126,6 +127,7 @@ def test_starting_ray_does_not_wait_for_torch() -> None:
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_a_preloaded_worker_has_paid_torchs_one_time_costs() -> None:
     # What each worker of hypertune's Ray imports as it starts (cluster.PRELOAD): the trainable,
     # and the warm-up that imports torch._dynamo, so a worker's first trial does not pay it.
@@ -141,6 +143,7 @@ def test_a_preloaded_worker_has_paid_torchs_one_time_costs() -> None:
     assert out.stdout.split() == ["True", "True", "1"]
 
 
+@pytest.mark.slow
 def test_an_error_after_ray_started_leaves_no_ray_processes(
     tiny_study: Path, tmp_path: Path
 ) -> None:
@@ -186,6 +189,7 @@ def test_expected_slots_count_what_the_study_can_use(tiny_study: Path) -> None:
     assert slots(3, cpus_per_trial=2) == 1
 
 
+@pytest.mark.slow
 def test_a_local_ray_keeps_as_many_idle_workers_as_the_study_uses(tiny_study: Path) -> None:
     # Ray starts a worker per CPU, each loading torch: the ones a study cannot use must go.
     done = subprocess.run(
