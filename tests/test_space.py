@@ -1,4 +1,4 @@
-"""The range syntax of DESIGN.md, spec by spec."""
+"""The range syntax of the README ("Range strings"), spec by spec."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ class ParamSpec:
 
 
 def parse_param(spec: str) -> tuple[str, list[Value]]:
-    """Parse `NAME=SPEC` into the name and its grid values (DESIGN.md's range syntax).
+    """Parse `NAME=SPEC` into the name and its grid values (the README's range syntax).
 
     >>> parse_param("lr=1e-5:l5:0.1")
     ('lr', [1e-05, 0.0001, 0.001, 0.01, 0.1])

@@ -46,7 +46,7 @@ def heatmap_info(
     agg: str = "mean",
     full_budget_only: bool = False,
 ) -> HeatmapInfo:
-    """Pivot `metric` over `x` (columns) and `y` (rows), following DESIGN.md's heatmap rules.
+    """Pivot `metric` over `x` (columns) and `y` (rows) by the README's heatmap rules.
 
     Only finished trials with a finite metric are used; the others are counted in `excluded`.
     Trials with unequal training budgets (the `epochs` column) are refused, or, with
