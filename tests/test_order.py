@@ -69,5 +69,8 @@ def test_trial_points_are_every_trial_with_its_seed() -> None:
     drawn = from_dict(
         {**config.to_dict(), "study": {**config.to_dict()["study"], "search": "random"}}
     )
-    assert trial_points(drawn) == trial_points(drawn)  # seeded: a rerun draws the same
-    assert len(trial_points(drawn)) == 4
+    points = trial_points(drawn)
+    # Seeded: the same study built anew draws the same trials.
+    assert trial_points(from_dict(drawn.to_dict())) == points
+    assert len(points) == 4 and sorted(p["seed"] for p in points) == [0, 0, 1, 1]
+    assert all(p["num_layers"] in (1, 2) and p["hidden_size"] in (4, 8) for p in points)
