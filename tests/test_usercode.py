@@ -13,7 +13,7 @@ import torch
 import hypertune
 from hypertune.cli import main
 from hypertune.data.user import to_bundle
-from hypertune.errors import ConfigError, DataError
+from hypertune.errors import ConfigError, DataError, StudyError
 from hypertune.models import create_model, use_model
 from hypertune.search import rerun_trial
 
@@ -83,6 +83,12 @@ def test_python_api_runs_a_study_of_your_own_model_and_data(
     (tmp_path / "ownnet.py").write_text(MODEL + "\n# edited\n")
     with pytest.raises(ConfigError, match=r"ownnet\.py changed since the study ran"):
         rerun_trial(tmp_path / "runs", "own", trial)
+
+    # An unknown trial: the ids listed, and "..." where the list is cut.
+    rows = [results[0]] + [f"t{i:02d}," + results[1].split(",", 1)[1] for i in range(12)]
+    (path / "results.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(StudyError, match=r"its 12 trials: t00, t01, .*, t09, \.\.\.$"):
+        rerun_trial(tmp_path / "runs", "own", "nope")
 
 
 def test_the_builders_signature_is_its_schema(tmp_path: Path) -> None:
