@@ -53,8 +53,14 @@ if sys.argv[1] == "study":
 else:
     # Two CPUs per trial on two CPUs: one trial at a time.
     cluster.start(None, load_config(sys.argv[2], {"cpus_per_trial": 2}), num_cpus=2)
-    time.sleep(8)
-    print(len(workers()), len(workers(loaded_torch=True)))
+    # Ray ends a surplus worker once it is idle, i.e. once it has loaded the preloaded modules:
+    # seconds on a quiet machine, longer on a busy one.
+    deadline = time.monotonic() + 60
+    counts = (len(workers()), len(workers(loaded_torch=True)))
+    while counts != (1, 1) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        counts = (len(workers()), len(workers(loaded_torch=True)))
+    print(*counts)
 """
 
 
