@@ -128,7 +128,7 @@ def test_seeded_grid_report_is_one_page_and_matches_results(tmp_path: Path) -> N
     assert "54 of 54 trials ran · 3 seeds" in text
     # The product pair leads, and it is the only one that interacts.
     assert "How do lr and hidden_size interact on valid_loss_best?" in text
-    assert "**Verdict:** 1 of 3 pairs interact beyond noise" in text
+    assert "**Verdict:** 1 of 3 pairs interacts beyond noise" in text
     first = table_rows(text)[0]
     assert first[0] == "lr x hidden_size" and first[6] == "interacts"
 

@@ -159,7 +159,8 @@ def _lead(ranking: pd.DataFrame, wanted: tuple[Any, Any]) -> tuple[tuple[str, st
     if len(found):
         top = found.iloc[0]
         summary = (
-            f"{len(found)} of {pairs} pairs interact beyond noise; the strongest is "
+            f"{len(found)} of {_count(pairs, 'pair')} interact"
+            f"{'s' if len(found) == 1 else ''} beyond noise; the strongest is "
             f"{top['x']} x {top['y']}."
         )
         lead: tuple[str, str | None] = (str(top["x"]), str(top["y"]))
@@ -175,16 +176,21 @@ def _lead(ranking: pd.DataFrame, wanted: tuple[Any, Any]) -> tuple[tuple[str, st
             else f"No main effect stands out either; shown first: {first} and {second}."
         )
         summary = (
-            f"No pair interacts beyond noise: {tested} pairs tested on {trials} trials{more}. "
-            + shown
+            f"No pair interacts beyond noise: {_count(tested, 'pair')} tested on "
+            f"{_count(trials, 'trial')}{more}. " + shown
         )
         if tested == 0:
             summary = (
-                f"Too few trials to test any interaction: {pairs} pairs, {trials} trials. " + shown
+                f"Too few trials to test any interaction: {_count(pairs, 'pair')}, "
+                f"{_count(trials, 'trial')}. " + shown
             )
     if wanted[0] and wanted[1]:
         lead = (str(wanted[0]), str(wanted[1]))
     return lead, summary
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _note(ranking: pd.DataFrame | None, pair: tuple[str, str | None], info: HeatmapInfo) -> str:
