@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import hypertune
 from hypertune.cli import main
 from hypertune.search.recorder import error_text
 
@@ -61,7 +62,7 @@ def test_retry_failed_replaces_only_the_failed_rows(
     (tmp_path / "flaky.py").write_text(FLAKY.format(flag=str(flag)))
     (tmp_path / "flaky.toml").write_text(STUDY)
     dirs = ["--storage", str(tmp_path / "runs"), "--out", str(tmp_path / "reports")]
-    assert main(["run", str(tmp_path / "flaky.toml"), *dirs]) == 0
+    hypertune.run_study(tmp_path / "flaky.toml", tmp_path / "runs", reports=None)
     results = tmp_path / "runs" / "flaky" / "results.csv"
     before = pd.read_csv(results).set_index("width")
     assert list(before["status"].sort_index()) == ["TERMINATED", "ERROR"]
