@@ -142,6 +142,7 @@ def test_cli_page_and_markdown_name_the_same_best_trial(
     assert best_trial(read_results(tmp_path / "runs", "same"), meta)["trial_id"] == "t004"
 
 
+@pytest.mark.slow  # draws a six-parameter page
 def test_a_page_without_interaction_says_so_and_leads_with_main_effects(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     grid = itertools.product([1, 2], [16, 64], [1e-3, 1e-2], [0, 0.5])

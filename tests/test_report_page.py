@@ -219,6 +219,7 @@ def test_many_parameters_still_fit_one_page(tmp_path: Path) -> None:
     assert all(0 <= float(r[1]) <= 1 for r in rows if r[1] != "–")
 
 
+@pytest.mark.slow  # a whole report in a fresh interpreter
 def test_report_never_imports_ray_or_search(tmp_path: Path) -> None:
     make_study(tmp_path / "runs", "noray", grid_rows(), ["lr", "hidden_size", "dropout"])
     code = (
