@@ -1,9 +1,10 @@
 """Configurable models from plain values: `create_model(config, input_shape, num_classes)`.
 
 Architectures: `mlp`, `cnn` (plain | residual | squeeze_excite | inception blocks), `gru`,
-`lstm`, and mltrainer's course models `mltrainer_gru` and `mltrainer_mlp`. Every key of each has
-a default (`architectures()[name].defaults`); unknown names and keys are errors listing the valid
-ones. A user's own builder is named `module:callable` (:mod:`hypertune.models.user`).
+`lstm`, and mltrainer's course models `mltrainer_gru` and `mltrainer_mlp`. Each builder's keyword
+parameters are its keys, with their defaults and types (`architectures()[name].defaults`); unknown
+names and keys are errors listing the valid ones. A user's own builder is named `module:callable`
+(:mod:`hypertune.models.user`) and is read the same way.
 """
 
 from hypertune.models import conv, dense, recurrent  # noqa: F401  (registers architectures)
@@ -11,6 +12,7 @@ from hypertune.models.registry import (
     ACTIVATIONS,
     TRAINER_KEYS,
     Architecture,
+    TrainerKeys,
     architectures,
     create_model,
     register_architecture,
@@ -23,6 +25,7 @@ __all__ = [
     "ACTIVATIONS",
     "TRAINER_KEYS",
     "Architecture",
+    "TrainerKeys",
     "architectures",
     "create_model",
     "register_architecture",

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import math
 
 import torch
 from torch import nn
@@ -14,46 +13,85 @@ from hypertune.models.registry import activation, check_dropout, register_model,
 class DenseBlock(nn.Module):
     """Linear -> (batchnorm) -> activation -> dropout, with an optional skip connection."""
 
-    def __init__(self, width_in: int, width_out: int, cfg: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        width_in: int,
+        width_out: int,
+        *,
+        batchnorm: bool,
+        activation_name: str,
+        dropout: float,
+        residual: bool = False,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Linear(width_in, width_out)]
-        if cfg["batchnorm"]:
+        if batchnorm:
             layers.append(nn.BatchNorm1d(width_out))
-        layers += [activation(cfg["activation"]), nn.Dropout(cfg["dropout"])]
+        layers += [activation(activation_name), nn.Dropout(dropout)]
         self.body = nn.Sequential(*layers)
-        self.residual = bool(cfg.get("residual")) and width_in == width_out
+        self.residual = residual and width_in == width_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
         return x + out if self.residual else out
 
 
-def dense_stack(width: int, cfg: Mapping[str, Any], num_classes: int) -> nn.Sequential:
+def dense_stack(
+    width: int,
+    num_classes: int,
+    *,
+    num_layers: int,
+    hidden_size: int,
+    batchnorm: bool,
+    activation_name: str,
+    dropout: float,
+    residual: bool = False,
+) -> nn.Sequential:
     """`num_layers` dense blocks of `hidden_size` from `width` inputs, then a linear head."""
-    require(cfg["hidden_size"] >= 1, f"model.hidden_size: expected >= 1, got {cfg['hidden_size']}")
+    require(hidden_size >= 1, f"model.hidden_size: expected >= 1, got {hidden_size}")
     layers: list[nn.Module] = []
-    for _ in range(cfg["num_layers"]):
-        layers.append(DenseBlock(width, cfg["hidden_size"], cfg))
-        width = cfg["hidden_size"]
+    for _ in range(num_layers):
+        layers.append(
+            DenseBlock(
+                width,
+                hidden_size,
+                batchnorm=batchnorm,
+                activation_name=activation_name,
+                dropout=dropout,
+                residual=residual,
+            )
+        )
+        width = hidden_size
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
 
 
-MLP_DEFAULTS = {
-    "num_layers": 2,  # hidden layers (0: a linear model)
-    "hidden_size": 64,  # units per hidden layer
-    "dropout": 0.0,  # dropout after each hidden layer
-    "batchnorm": False,  # BatchNorm1d after each hidden linear layer
-    "activation": "relu",  # relu | gelu | tanh | silu | leaky_relu
-    "residual": False,  # skip connections between equal-width hidden layers
-}
+def flat_width(input_shape: tuple[int, ...]) -> int:
+    """Features of one example once flattened."""
+    return math.prod(input_shape)
 
 
-@register_model("mlp", MLP_DEFAULTS)
-def build_mlp(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+@register_model("mlp")
+def build_mlp(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    num_layers: int = 2,  # hidden layers (0: a linear model)
+    hidden_size: int = 64,  # units per hidden layer
+    dropout: float = 0.0,  # dropout after each hidden layer
+    batchnorm: bool = False,  # BatchNorm1d after each hidden linear layer
+    activation: str = "relu",  # relu | gelu | tanh | silu | leaky_relu
+    residual: bool = False,  # skip connections between equal-width hidden layers
+) -> nn.Module:
     """Flatten, then `num_layers` dense blocks of `hidden_size`, then a linear head."""
-    check_dropout(cfg)
-    width = 1
-    for size in input_shape:
-        width *= size
-    return nn.Sequential(nn.Flatten(), *dense_stack(width, cfg, num_classes))
+    check_dropout(dropout)
+    head = dense_stack(
+        flat_width(input_shape),
+        num_classes,
+        num_layers=num_layers,
+        hidden_size=hidden_size,
+        batchnorm=batchnorm,
+        activation_name=activation,
+        dropout=dropout,
+        residual=residual,
+    )
+    return nn.Sequential(nn.Flatten(), *head)

@@ -4,23 +4,16 @@ mltrainer's own course models (`mltrainer_gru`, `mltrainer_mlp`) under the same 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from hypertune.models.dense import flat_width
 from hypertune.models.registry import check_choice, check_dropout, register_model, require
 
 NORMS = ("none", "batchnorm", "layernorm")
-
-RNN_DEFAULTS = {
-    "num_layers": 1,  # stacked recurrent layers
-    "hidden_size": 64,  # units per recurrent layer (per direction)
-    "dropout": 0.0,  # between recurrent layers and before the head
-    "bidirectional": False,  # read the sequence both ways
-    "norm": "none",  # none | batchnorm | layernorm on the head's input
-}
 
 SequenceInput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -48,32 +41,41 @@ class SequenceClassifier(nn.Module):
     """
 
     def __init__(
-        self, cell: str, cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
+        self,
+        cell: str,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        *,
+        num_layers: int,
+        hidden_size: int,
+        dropout: float,
+        bidirectional: bool,
+        norm: str,
     ) -> None:
         super().__init__()
         _check_sequence(cell, input_shape)
-        require(cfg["num_layers"] >= 1, f"model.num_layers: {cell} needs at least 1 layer")
-        require(cfg["hidden_size"] >= 1, "model.hidden_size: expected >= 1")
-        check_dropout(cfg)
-        check_choice(cfg, "norm", NORMS)
+        require(num_layers >= 1, f"model.num_layers: {cell} needs at least 1 layer")
+        require(hidden_size >= 1, "model.hidden_size: expected >= 1")
+        check_dropout(dropout)
+        check_choice("norm", norm, NORMS)
         rnn_class = nn.GRU if cell == "gru" else nn.LSTM
         self.rnn = rnn_class(
             input_size=input_shape[1],
-            hidden_size=cfg["hidden_size"],
-            num_layers=cfg["num_layers"],
+            hidden_size=hidden_size,
+            num_layers=num_layers,
             batch_first=True,
-            dropout=cfg["dropout"] if cfg["num_layers"] > 1 else 0.0,
-            bidirectional=cfg["bidirectional"],
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
         )
-        width = cfg["hidden_size"] * (2 if cfg["bidirectional"] else 1)
-        norm: nn.Module = nn.Identity()
-        if cfg["norm"] == "batchnorm":
-            norm = nn.BatchNorm1d(width)
-        elif cfg["norm"] == "layernorm":
-            norm = nn.LayerNorm(width)
-        self.norm = norm
-        self.head = nn.Sequential(nn.Dropout(cfg["dropout"]), nn.Linear(width, num_classes))
-        self.directions = 2 if cfg["bidirectional"] else 1
+        width = hidden_size * (2 if bidirectional else 1)
+        norm_layer: nn.Module = nn.Identity()
+        if norm == "batchnorm":
+            norm_layer = nn.BatchNorm1d(width)
+        elif norm == "layernorm":
+            norm_layer = nn.LayerNorm(width)
+        self.norm = norm_layer
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
+        self.directions = 2 if bidirectional else 1
 
     def forward(self, x: SequenceInput, lengths: torch.Tensor | None = None) -> torch.Tensor:
         x, lengths = _split(x, lengths)
@@ -90,16 +92,35 @@ class SequenceClassifier(nn.Module):
         return self.head(self.norm(features))
 
 
-@register_model("gru", RNN_DEFAULTS)
-def build_gru(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """A GRU sequence classifier (see SequenceClassifier)."""
-    return SequenceClassifier("gru", cfg, input_shape, num_classes)
+def _sequence_builder(cell: str) -> Callable[..., nn.Module]:
+    """The builder of `cell` (gru | lstm): both read the same keys."""
+
+    def build(
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        num_layers: int = 1,  # stacked recurrent layers
+        hidden_size: int = 64,  # units per recurrent layer (per direction)
+        dropout: float = 0.0,  # between recurrent layers and before the head
+        bidirectional: bool = False,  # read the sequence both ways
+        norm: str = "none",  # none | batchnorm | layernorm on the head's input
+    ) -> nn.Module:
+        return SequenceClassifier(
+            cell,
+            input_shape,
+            num_classes,
+            num_layers=num_layers,
+            hidden_size=hidden_size,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            norm=norm,
+        )
+
+    build.__doc__ = f"A {cell.upper()} sequence classifier (see SequenceClassifier)."
+    return build
 
 
-@register_model("lstm", RNN_DEFAULTS)
-def build_lstm(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """An LSTM sequence classifier (see SequenceClassifier)."""
-    return SequenceClassifier("lstm", cfg, input_shape, num_classes)
+build_gru = register_model("gru")(_sequence_builder("gru"))
+build_lstm = register_model("lstm")(_sequence_builder("lstm"))
 
 
 class IgnoresLengths(nn.Module):
@@ -117,50 +138,41 @@ class IgnoresLengths(nn.Module):
         return self.inner(_split(x, lengths)[0])
 
 
-MLTRAINER_GRU_DEFAULTS = {
-    "num_layers": 1,  # stacked GRU layers
-    "hidden_size": 64,  # GRU units
-    "dropout": 0.0,  # between GRU layers
-}
-
-
-@register_model("mltrainer_gru", MLTRAINER_GRU_DEFAULTS)
+@register_model("mltrainer_gru")
 def build_mltrainer_gru(
-    cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    num_layers: int = 1,  # stacked GRU layers
+    hidden_size: int = 64,  # GRU units
+    dropout: float = 0.0,  # between GRU layers
 ) -> nn.Module:
     """mltrainer's `rnn_models.GRUmodel` (last step of a padded batch feeds a linear head)."""
     from mltrainer.rnn_models import GRUmodel, ModelConfig  # torch only; no mlflow
 
     _check_sequence("mltrainer_gru", input_shape)
-    require(cfg["num_layers"] >= 1, "model.num_layers: mltrainer_gru needs at least 1 layer")
-    require(cfg["hidden_size"] >= 1, "model.hidden_size: expected >= 1")
-    check_dropout(cfg)
+    require(num_layers >= 1, "model.num_layers: mltrainer_gru needs at least 1 layer")
+    require(hidden_size >= 1, "model.hidden_size: expected >= 1")
+    check_dropout(dropout)
     config = ModelConfig(
         input_size=input_shape[1],
-        hidden_size=cfg["hidden_size"],
-        num_layers=cfg["num_layers"],
+        hidden_size=hidden_size,
+        num_layers=num_layers,
         output_size=num_classes,
-        dropout=cfg["dropout"] if cfg["num_layers"] > 1 else 0.0,
+        dropout=dropout if num_layers > 1 else 0.0,
     )
     return IgnoresLengths(GRUmodel(config))
 
 
-MLTRAINER_MLP_DEFAULTS = {
-    "units1": 64,  # units of the first hidden layer
-    "units2": 32,  # units of the second hidden layer
-}
-
-
-@register_model("mltrainer_mlp", MLTRAINER_MLP_DEFAULTS)
+@register_model("mltrainer_mlp")
 def build_mltrainer_mlp(
-    cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    units1: int = 64,  # units of the first hidden layer
+    units2: int = 32,  # units of the second hidden layer
 ) -> nn.Module:
     """mltrainer's `imagemodels.NeuralNetwork` (flatten, two ReLU layers, linear head)."""
     from mltrainer.imagemodels import NeuralNetwork  # torch only; no mlflow
 
-    require(cfg["units1"] >= 1, "model.units1: expected >= 1")
-    require(cfg["units2"] >= 1, "model.units2: expected >= 1")
-    features = 1
-    for size in input_shape:
-        features *= size
-    return NeuralNetwork(features, num_classes, cfg["units1"], cfg["units2"])
+    require(units1 >= 1, "model.units1: expected >= 1")
+    require(units2 >= 1, "model.units2: expected >= 1")
+    return NeuralNetwork(flat_width(input_shape), num_classes, units1, units2)
