@@ -32,7 +32,7 @@ def test_overrides_replace_file_values(tiny_study: Path) -> None:
         tiny_study, {"epochs": 3, "search": "random", "samples": 5, "metric": "accuracy:max"}
     )
     assert (config.epochs, config.search, config.samples) == (3, "random", 5)
-    assert config.metric.tune_metric == "accuracy_best"
+    assert config.metric.objective_column == "accuracy_best"
     assert config.metric.direction == "max"
 
 

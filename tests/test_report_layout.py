@@ -19,12 +19,13 @@ import pytest
 from pypdf import PdfReader
 
 from hypertune.cli import _finish
+from hypertune.record import StudyRecord
 from hypertune.report import main_effect, report_content
 from hypertune.report.layout import draw_page
 from hypertune.report.page import best_trial
 from hypertune.report.plot import draw_pairs, fit_cell_labels, pyplot
 from hypertune.store import read_results, read_study
-from test_report_page import make_study, report, trial
+from test_report_page import make_study, report, study_record, trial
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SLOW = pytest.mark.slow  # the larger pages take seconds each to draw and measure
 
 
-def study(n_params: int, seed: int = 0) -> tuple[dict[str, Any], pd.DataFrame]:
+def study(n_params: int, seed: int = 0) -> tuple[StudyRecord, pd.DataFrame]:
     """A grid over n_params parameters with long names and log-spaced or binned levels."""
     names = ["learning_rate", "hidden_size", "dropout", "num_layers", "batch_size", "weight_decay"]
     levels = [[1e-4, 1e-3, 1e-2], [16, 64, 256], [0.0, 0.25, 0.5], [1, 2], [32, 128], [0, 1e-4]]
@@ -42,11 +43,7 @@ def study(n_params: int, seed: int = 0) -> tuple[dict[str, Any], pd.DataFrame]:
     for n, combo in enumerate(itertools.product(*levels)):
         loss = 0.3 + 0.05 * np.log10(combo[0]) * np.log2(combo[1]) / 10 + 0.02 * rng.random()
         rows.append(trial(n, float(loss), **dict(zip(names, combo, strict=False))))
-    meta = {
-        "name": f"p{n_params}", "metric": "valid_loss", "mode": "min", "direction": "min",
-        "params": names[:n_params], "search": "grid", "seeds": [0],
-        "config": {"study": {"epochs": 4}, "model": {"architecture": "mlp"}, "report": {}},
-    }  # fmt: skip
+    meta = study_record(f"p{n_params}", names[:n_params], architecture="mlp")
     return meta, pd.DataFrame(rows)
 
 
@@ -105,14 +102,14 @@ def test_no_text_overlaps_or_is_cut_off(n_params: int) -> None:
         plt.close(page)
     if n_params < 2:
         return
-    infos = {pair: content.infos.get(pair) for pair in itertools.combinations(meta["params"], 2)}
+    infos = {pair: content.infos.get(pair) for pair in itertools.combinations(meta.params, 2)}
     from hypertune.report import heatmap_info
 
     infos = {
         (x, y): info or heatmap_info(results, x, y, content.metric)
         for (x, y), info in infos.items()
     }
-    pairs = draw_pairs(infos, meta["params"], "min")
+    pairs = draw_pairs(infos, meta.params, "min")
     try:
         fit_cell_labels(pairs)
         check_layout(pairs)

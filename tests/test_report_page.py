@@ -17,10 +17,40 @@ import pytest
 from pypdf import PdfReader
 
 from hypertune.cli import main
+from hypertune.config import Metric
+from hypertune.record import StudyRecord
 from hypertune.report import best_trial
 from hypertune.store import study_dir, write_results, write_study
 
 A4_POINTS = (595.0, 842.0)  # 8.27 x 11.69 inches
+
+
+def study_record(
+    name: str,
+    params: list[str],
+    search: str = "grid",
+    seeds: int = 1,
+    trials_planned: int | None = None,
+    architecture: str = "gru",
+    mode: str = "min",
+) -> StudyRecord:
+    """The study.json record of a finished study of valid_loss over `params`."""
+    return StudyRecord(
+        name=name,
+        status="finished",
+        config={
+            "study": {"name": name, "data": "digits-seq", "epochs": 4, "search": search},
+            "model": {"architecture": architecture},
+            "space": {},
+            "report": {},
+        },
+        metric=Metric("valid_loss", mode),
+        search=search,
+        seeds=seeds,
+        params=params,
+        data={"name": "digits-seq", "train": 1438, "valid": 359},
+        trials_planned=trials_planned,
+    )
 
 
 def make_study(
@@ -32,27 +62,10 @@ def make_study(
     seeds: int = 1,
 ) -> None:
     """A study folder as `run` leaves it: study.json and results.csv."""
-    meta = {
-        "name": name,
-        "status": "finished",
-        "config": {
-            "study": {"name": name, "data": "digits-seq", "epochs": 4, "search": search},
-            "model": {"architecture": "gru"},
-            "space": {},
-            "report": {},
-        },
-        "search": search,
-        "metric": "valid_loss",
-        "mode": "min",
-        "direction": "min",
-        "seeds": list(range(seeds)),
-        "params": params,
-        "trials_planned": len(rows),
-        "data": {"name": "digits-seq", "train": 1438, "valid": 359},
-    }
+    record = study_record(name, params, search, seeds, trials_planned=len(rows))
     path = study_dir(storage, name)
     path.mkdir(parents=True)
-    write_study(path, meta)
+    write_study(path, record)
     write_results(path, rows, params)
 
 
@@ -244,7 +257,7 @@ def test_best_trial_is_the_finished_trial_with_the_best_objective() -> None:
             "valid_loss_best": [0.5, 0.2, 0.2, 0.01, np.nan],
         }
     )
-    meta = {"metric": "valid_loss", "mode": "min", "direction": "min"}
-    assert best_trial(results, meta)["trial_id"] == "t2"  # ties: the first listed
-    meta = {"metric": "valid_loss", "mode": "max", "direction": "max"}
-    assert best_trial(results, meta)["trial_id"] == "t1"  # a finished trial, not the NAN one
+    lower = study_record("s", ["a"])
+    assert best_trial(results, lower)["trial_id"] == "t2"  # ties: the first listed
+    higher = study_record("s", ["a"], mode="max")
+    assert best_trial(results, higher)["trial_id"] == "t1"  # a finished trial, not the NAN one

@@ -10,16 +10,20 @@ import stat
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, run_cli
 from hypertune.cli import main
+from hypertune.config import Metric
 from hypertune.errors import StudyError
+from hypertune.record import SCHEMA, StudyRecord
 from hypertune.store import (
     create_study_dir,
     read_results,
+    read_study,
     study_lock,
     write_atomic,
     write_results,
@@ -29,20 +33,24 @@ from hypertune.store import (
 PARAMS = ["lr", "hidden_size"]
 
 
+def record(name: str = "s") -> StudyRecord:
+    """The record of a small finished study."""
+    return StudyRecord(
+        name=name,
+        status="finished",
+        config={"study": {"name": name, "epochs": 2}, "space": {"lr": [0.1, 0.3]}},
+        metric=Metric("valid_loss", "min"),
+        search="grid",
+        seeds=1,
+        params=PARAMS,
+        data={"fingerprint": "abc"},
+    )
+
+
 def study(storage: Path, name: str = "s", rows: list[dict] | None = None) -> Path:
     """A finished study folder as `run` leaves it."""
     path = create_study_dir(storage, name)
-    meta = {
-        "name": name,
-        "status": "finished",
-        "config": {"study": {"name": name, "epochs": 2}, "space": {"lr": [0.1, 0.3]}},
-        "metric": "valid_loss",
-        "mode": "min",
-        "direction": "min",
-        "params": PARAMS,
-        "data": {"fingerprint": "abc"},
-    }
-    write_study(path, meta)
+    write_study(path, record(name))
     write_results(path, rows if rows is not None else ROWS, PARAMS)
     return path
 
@@ -112,8 +120,7 @@ def test_damaged_results_are_one_error_line(
     path = study(tmp_path)
     (path / "results.csv").write_bytes(content)
     if command == "resume":
-        meta = json.loads((path / "study.json").read_text())
-        write_study(path, {**meta, "status": "interrupted"})
+        write_study(path, replace(read_study(tmp_path, "s"), status="interrupted"))
     code = main(
         [command, "s", "--storage", str(tmp_path), "--out", str(tmp_path / "r")][
             : 4 + 2 * (command != "show")
@@ -148,6 +155,79 @@ def test_damaged_study_records_are_one_error_line(
     assert code == 2 and err.startswith("error: ") and message in err, err
 
 
+# study.json as hypertune wrote it before the record had a schema version.
+OLD_STUDY = {
+    "name": "s",
+    "status": "finished",
+    "config": {"study": {"name": "s", "epochs": 2, "search": "grid"}, "space": {}},
+    "search": "random",
+    "metric": "accuracy",
+    "mode": "last",
+    "direction": "max",
+    "seeds": [0, 1, 2],
+    "params": PARAMS,
+    "trials_planned": 12,
+    "mlflow": True,
+    "data": {"fingerprint": "abc"},
+    "code": [{"where": "model.architecture", "reference": "m:build"}],
+    "attempts": [{"trial_id": "t1", "status": "ERROR", "retry": 1}],
+    "git": {"commit": "0" * 40, "dirty": False},
+    "versions": {"torch": "2.13"},
+    "host": {"node": "n"},
+    "started": "2026-01-01T00:00:00Z",
+    "ended": None,
+}
+
+
+def test_a_study_record_from_before_the_schema_is_read_and_written_back_whole(
+    tmp_path: Path,
+) -> None:
+    path = create_study_dir(tmp_path, "s")
+    (path / "study.json").write_text(json.dumps(OLD_STUDY))
+    old = read_study(tmp_path, "s")
+    assert (old.metric, old.direction, old.objective_column) == (
+        Metric("accuracy", "last"),
+        "max",
+        "accuracy",
+    )
+    assert (old.search, old.seeds, old.trials_planned, old.mlflow) == ("random", 3, 12, True)
+    assert old.code == OLD_STUDY["code"] and old.attempts == OLD_STUDY["attempts"]
+    write_study(path, old)
+    written = json.loads((path / "study.json").read_text())
+    assert written == {**OLD_STUDY, "schema": SCHEMA}  # every key kept, the version added
+    assert read_study(tmp_path, "s") == old
+
+
+def test_the_derived_keys_follow_the_record(tmp_path: Path) -> None:
+    path = create_study_dir(tmp_path, "s")
+    write_study(path, replace(record(), metric=Metric("accuracy", "max"), seeds=2))
+    written = json.loads((path / "study.json").read_text())
+    assert written["schema"] == SCHEMA
+    assert (written["metric"], written["mode"], written["direction"]) == ("accuracy", "max", "max")
+    assert written["seeds"] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"schema": SCHEMA + 1}, f"'schema' is {SCHEMA + 1}; this hypertune reads"),
+        ({"direction": "max"}, "'direction' is 'max'; expected 'min' (metric valid_loss:min)"),
+        ({"metric": "loss"}, "'metric' is 'loss'; expected one of"),
+        ({"status": "done"}, "'status' is 'done'; expected one of running, interrupted"),
+        ({"params": ["lr", 3]}, "'params' is a list with a non-string"),
+        ({"seeds": "3"}, "'seeds' is a str; expected a list or an int"),
+    ],
+)
+def test_a_study_record_that_does_not_match_names_file_and_key(
+    tmp_path: Path, change: dict, message: str
+) -> None:
+    path = create_study_dir(tmp_path, "s")
+    (path / "study.json").write_text(json.dumps({**record().to_json(), **change}))
+    with pytest.raises(StudyError) as caught:
+        read_study(tmp_path, "s")
+    assert str(caught.value).startswith(f"{path / 'study.json'}: ") and message in str(caught.value)
+
+
 def test_a_folder_without_a_study_is_never_taken_over(tmp_path: Path) -> None:
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "results.csv").write_text("trial_id,status\nold,TERMINATED\n")
@@ -165,8 +245,7 @@ def test_a_finished_study_is_not_offered_to_resume(tmp_path: Path) -> None:
 
 def test_a_study_in_use_cannot_be_resumed_or_locked_twice(tmp_path: Path) -> None:
     path = study(tmp_path)
-    meta = json.loads((path / "study.json").read_text())
-    write_study(path, {**meta, "status": "interrupted"})
+    write_study(path, replace(read_study(tmp_path, "s"), status="interrupted"))
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -202,8 +281,7 @@ def test_a_report_is_named_by_the_command_not_by_the_study_file(
 ) -> None:
     path = study(tmp_path, "original")
     shutil.copytree(path, tmp_path / "copy")
-    meta = json.loads((tmp_path / "copy" / "study.json").read_text())
-    write_study(tmp_path / "copy", {**meta, "name": "../../escaped"})
+    write_study(tmp_path / "copy", replace(read_study(tmp_path, "copy"), name="../../escaped"))
     out = tmp_path / "reports"
     assert main(["report", "copy", "--storage", str(tmp_path), "--out", str(out)]) == 0
     capsys.readouterr()

@@ -16,14 +16,14 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
+from hypertune.config import AGGREGATES
 from hypertune.errors import HypertuneError, ReportError
 from hypertune.progress import ProgressLine
+from hypertune.show import cmd_report, cmd_rerun, cmd_show, write_study_report
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from hypertune.config import StudyConfig
 
 DEFAULT_CONFIG = Path("configs/default.toml")
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--x", help="parameter on the horizontal axis")
     report.add_argument("--y", help="parameter on the vertical axis")
     report.add_argument("--metric", help="column to colour by (default: the study's)")
-    report.add_argument("--agg", choices=("mean", "median", "min", "max"))
+    report.add_argument("--agg", choices=AGGREGATES)
     report.add_argument(
         "--full-budget", action="store_true", help="keep only trials with the full budget"
     )
@@ -165,7 +165,7 @@ def _resume_hint(args: argparse.Namespace) -> str:
     storage = getattr(args, "storage", "runs")
     where = "" if storage == "runs" else f" --storage {storage}"
     try:
-        status = read_study(storage, name)["status"] if name else None
+        status = read_study(storage, name).status if name else None
     except HypertuneError:
         status = None
     if status is None:
@@ -234,7 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"over {', '.join(config.space) or 'no parameters'}, {config.epochs} epochs, "
             f"metric {config.metric}"
         )
-        line = ProgressLine(config.metric.tune_metric, header)
+        line = ProgressLine(config.metric.objective_column, header)
         path = run_study(config, args.storage, args.address, progress=line, mlflow=args.mlflow)
         line.close()
     finally:
@@ -285,25 +285,25 @@ def _import_quietly(module: str) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from hypertune.config import objective_column
+    from hypertune.record import FAILED
     from hypertune.search import resume_study
     from hypertune.store import check_folder, read_study
 
-    meta = read_study(args.storage, args.name)
+    record = read_study(args.storage, args.name)
     check_folder(args.out, "--out")
     path: Path | None = None
-    if meta["status"] != "finished" or not args.retry_failed:
-        line = ProgressLine(objective_column(meta))
+    if record.status != "finished" or not args.retry_failed:
+        line = ProgressLine(record.objective_column)
         path = resume_study(args.storage, args.name, args.address, progress=line)
         line.close()
     if args.retry_failed:
         from hypertune.search import retry_failed
         from hypertune.store import read_results
 
-        failed = read_results(args.storage, args.name)["status"].isin(("ERROR", "NAN")).sum()
+        failed = read_results(args.storage, args.name)["status"].isin(FAILED).sum()
         if failed or path is None:
             header = f"study {args.name}: retrying {failed} failed trials"
-            line = ProgressLine(objective_column(meta), header)
+            line = ProgressLine(record.objective_column, header)
             path = retry_failed(args.storage, args.name, args.address, progress=line)
             line.close()
     return _finish(path or Path(args.storage) / args.name, args)
@@ -311,121 +311,27 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _finish(path: Path, args: argparse.Namespace) -> int:
     """After a run: the best trial, the files, and the heatmaps."""
-    from hypertune.config import objective_column
     from hypertune.store import read_results, read_study
 
-    meta = read_study(args.storage, path.name)
+    record = read_study(args.storage, path.name)
     results = read_results(args.storage, path.name)
     counts = results["status"].value_counts().to_dict() if len(results) else {}
     print(f"{len(results)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     from hypertune.report import best_trial  # the one meaning of "best" (also on the page)
 
-    best = best_trial(results, meta)
+    best = best_trial(results, record)
     if best is not None:
-        objective = objective_column(meta)
-        values = ", ".join(f"{p}={best[p]}" for p in meta["params"])
+        objective = record.objective_column
+        values = ", ".join(f"{p}={best[p]}" for p in record.params)
         score = float(best[objective])
         print(f"best: {values} -> {objective} = {score:.4g} (trial {best['trial_id']})")
     print(f"results: {path / 'results.csv'}")
     try:
-        written = _write_report(meta, results, args, x=None, y=None, metric=None, agg=None)
+        written = write_study_report(record, results, args, None, None, None, None)
     except ReportError as exc:
         # The study itself is complete and stored; only its pictures cannot be drawn.
         print(f"warning: no report drawn: {exc}", file=sys.stderr)
         return 0
     for item in written:
         print(f"report: {item}")
-    return 0
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from hypertune.store import read_results, read_study
-
-    meta = read_study(args.storage, args.name)
-    results = read_results(args.storage, args.name)
-    table = sort_results(results, meta, args.sort)
-    if args.top is not None:
-        table = table.head(args.top)
-    if args.format == "csv":
-        print(table.to_csv(index=False), end="")
-    elif args.format == "json":
-        print(table.to_json(orient="records", indent=2))
-    else:
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        counts = results["status"].value_counts() if len(results) else pd.Series(dtype=int)
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-        print(f"{len(results)} trials: {summary or 'none finished yet'}", file=sys.stderr)
-    return 0
-
-
-def sort_results(results: pd.DataFrame, meta: dict[str, Any], column: str | None) -> pd.DataFrame:
-    """Finished trials best first by `column` (default: the objective); others after them."""
-    import pandas as pd
-
-    from hypertune.config import METRICS, objective_column
-
-    objective = objective_column(meta)
-    column = column or objective
-    if column not in results.columns:
-        raise ReportError(
-            f"--sort: unknown column '{column}'; available: {', '.join(results.columns)}"
-        )
-    base = column.removesuffix("_best")
-    ascending = (
-        METRICS.get(base, "min") == "min" if column != objective else meta["direction"] == "min"
-    )
-    ok = results["status"] == "TERMINATED"
-    ordered = results[ok].sort_values(
-        column, ascending=ascending, na_position="last", kind="stable"
-    )
-    return pd.concat([ordered, results[~ok]]) if (~ok).any() else ordered
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from hypertune.store import read_results, read_study
-
-    meta = read_study(args.storage, args.name)
-    results = read_results(args.storage, args.name)
-    if (args.x is None) != (args.y is None):
-        raise ReportError("--x and --y go together; give both, or neither for every pair")
-    written = _write_report(meta, results, args, args.x, args.y, args.metric, args.agg)
-    for item in written:
-        print(item)
-    return 0
-
-
-def _write_report(
-    meta: dict[str, Any],
-    results: pd.DataFrame,
-    args: argparse.Namespace,
-    x: str | None,
-    y: str | None,
-    metric: str | None,
-    agg: str | None,
-) -> list[Path]:
-    """Heatmaps (one pair, or every pair and pairs.png), report.pdf and report.md."""
-    from hypertune.report import write_report
-    from hypertune.store import check_folder, study_dir
-
-    # Named by the command, never by study.json: a copied or edited study cannot write over
-    # another study's report, nor outside --out.
-    folder = study_dir(check_folder(args.out, "--out"), args.name)
-    full_budget = getattr(args, "full_budget", False)
-    return write_report(meta, results, folder, x, y, metric, agg, full_budget)
-
-
-def cmd_rerun(args: argparse.Namespace) -> int:
-    from hypertune.search import rerun_trial
-    from hypertune.store import read_study
-
-    meta = read_study(args.storage, args.name)
-    metrics, row = rerun_trial(args.storage, args.name, args.trial_id)
-    names = [meta["metric"], f"{meta['metric']}_best", "accuracy", "valid_loss"]
-    print(f"trial {args.trial_id} of {args.name} (seed {row.get('seed', 0)}):")
-    print(f"{'metric':<18}{'recorded':>12}{'rerun':>12}")
-    for name in dict.fromkeys(names):
-        if name in metrics:
-            print(f"{name:<18}{float(row.get(name, float('nan'))):>12.6g}{metrics[name]:>12.6g}")
     return 0

@@ -67,8 +67,8 @@ class Metric:
         return self.mode if self.mode != "last" else METRICS[self.name]
 
     @property
-    def tune_metric(self) -> str:
-        """The column Ray Tune optimises: the running best, or the last value."""
+    def objective_column(self) -> str:
+        """The results column the search optimises: the running best, or the last value."""
         return self.name if self.mode == "last" else f"{self.name}_best"
 
     def __str__(self) -> str:
@@ -150,11 +150,6 @@ def check_name(name: str, where: str = "study name") -> str:
             "and '.', starting with a letter or digit"
         )
     return name
-
-
-def objective_column(meta: Mapping[str, Any]) -> str:
-    """The results column a stored study optimised (from study.json's metric and mode)."""
-    return Metric(meta["metric"], meta["mode"]).tune_metric
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:

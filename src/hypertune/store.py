@@ -26,27 +26,14 @@ import pandas as pd
 
 from hypertune.config import check_name
 from hypertune.errors import StudyError
+from hypertune.record import STATUSES, StudyRecord
 
 STUDY_FILE = "study.json"
 RESULTS_FILE = "results.csv"
 RAY_DIR = "ray"
 LOCK_FILE = ".lock"
-# Status values of a trial in results.csv.
-TERMINATED, ERROR, NAN = "TERMINATED", "ERROR", "NAN"
-STATUSES = (TERMINATED, ERROR, NAN)
 LEADING = ["trial_id", "status"]
 TRAILING = ["epochs", "seed", "seconds", "error"]
-# What every command reads from study.json, and the type each must have.
-STUDY_KEYS = {
-    "name": str,
-    "status": str,
-    "config": dict,
-    "metric": str,
-    "mode": str,
-    "direction": str,
-    "params": list,
-    "data": dict,
-}
 
 log = logging.getLogger("hypertune")
 
@@ -131,7 +118,7 @@ def _taken(storage: str | Path, name: str, path: Path) -> StudyError:
             "remove the folder"
         )
     try:
-        finished = read_study(storage, name)["status"] == "finished"
+        finished = read_study(storage, name).status == "finished"
     except StudyError:
         finished = False
     if finished:
@@ -213,16 +200,18 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_study(path: Path, meta: Mapping[str, Any]) -> None:
-    """Write study.json (metadata of the study) atomically."""
-    write_atomic(path / STUDY_FILE, json.dumps(meta, indent=2, sort_keys=False, default=str) + "\n")
+def write_study(path: Path, record: StudyRecord) -> None:
+    """Write study.json (the study's record) atomically."""
+    text = json.dumps(record.to_json(), indent=2, sort_keys=False, default=str)
+    write_atomic(path / STUDY_FILE, text + "\n")
 
 
-def read_study(storage: str | Path, name: str) -> dict[str, Any]:
+def read_study(storage: str | Path, name: str) -> StudyRecord:
     """Read a study's study.json.
 
     Raises:
-        StudyError: no such study, or its study.json is unreadable.
+        StudyError: no such study, or its study.json is unreadable or not a study record
+            (the error names the file and the key).
     """
     path = study_dir(storage, name) / STUDY_FILE
     if not path.is_file():
@@ -233,13 +222,7 @@ def read_study(storage: str | Path, name: str) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StudyError(f"{path}: unreadable ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise StudyError(f"{path}: not a study record (expected a JSON object)")
-    for key, kind in STUDY_KEYS.items():
-        if not isinstance(meta.get(key), kind):
-            found = "missing" if key not in meta else f"a {type(meta[key]).__name__}"
-            raise StudyError(f"{path}: '{key}' is {found}; expected a {kind.__name__}")
-    return meta
+    return StudyRecord.parse(meta, path)
 
 
 def results_columns(rows: Iterable[Mapping[str, Any]], params: Sequence[str]) -> list[str]:

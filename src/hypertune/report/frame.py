@@ -11,12 +11,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from hypertune.config import METRICS
+from hypertune.config import AGGREGATES, METRIC_COLUMNS
 from hypertune.errors import ReportError
+from hypertune.record import TrialStatus
 from hypertune.store import LEADING, TRAILING
 
-AGGREGATES = ("mean", "median", "min", "max")
-USABLE_STATUS = "TERMINATED"
 MAX_LEVELS = 8  # more distinct numeric values than this on an axis are binned
 QUANTILE_BINS = 5
 ALL_TRIALS = "all trials"  # the single row of a one-parameter heatmap
@@ -108,7 +107,7 @@ def usable_trials(
     frame = results.copy()
     excluded: dict[str, int] = {}
     if "status" in frame:
-        bad = frame["status"] != USABLE_STATUS
+        bad = frame["status"] != TrialStatus.FINISHED
         for status, n in frame.loc[bad, "status"].value_counts().items():
             excluded[str(status).lower()] = int(n)
         frame = frame[~bad]
@@ -134,8 +133,7 @@ def usable_trials(
 
 def searched_params(results: pd.DataFrame) -> list[str]:
     """Parameter columns of a results table: everything that is not bookkeeping or a metric."""
-    metrics = set(METRICS) | {f"{name}_best" for name in METRICS}
-    fixed = set(LEADING) | set(TRAILING) | metrics
+    fixed = set(LEADING) | set(TRAILING) | METRIC_COLUMNS
     return [str(c) for c in results.columns if c not in fixed]
 
 

@@ -8,7 +8,6 @@ publishes them as one set (`files.publish`).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hypertune.config import METRICS, objective_column
+from hypertune.config import METRICS
 from hypertune.errors import ReportError
+from hypertune.record import StudyRecord, TrialStatus
 from hypertune.report.files import publish
 from hypertune.report.frame import HeatmapInfo, heatmap_info, main_effect
 from hypertune.report.interaction import INTERACTS, TOO_FEW, interaction_scores, main_strengths
@@ -25,7 +25,6 @@ from hypertune.report.plot import heatmap_path, shared_limits, write_heatmap, wr
 
 SMALL_PANELS = 3
 PAIRS_FILE = "pairs.png"
-USABLE_STATUS = "TERMINATED"
 
 
 @dataclass
@@ -52,37 +51,37 @@ class ReportContent:
     limits: tuple[float, float] = (0.0, 1.0)  # the page's one colour scale
 
 
-def report_metric(meta: Mapping[str, Any], metric: str | None = None) -> tuple[str, str]:
+def report_metric(record: StudyRecord, metric: str | None = None) -> tuple[str, str]:
     """The column a report colours by, and which way is better ('min' or 'max').
 
     Default: the study's [report] metric, else its objective (`<metric>_best` unless mode last).
     """
-    objective = objective_column(meta)
-    chosen = metric or meta.get("config", {}).get("report", {}).get("metric") or objective
+    objective = record.objective_column
+    chosen = metric or record.report_settings.get("metric") or objective
     if chosen == objective:
-        return chosen, str(meta["direction"])
+        return chosen, record.direction
     return chosen, METRICS.get(chosen.removesuffix("_best"), "min")
 
 
-def best_trial(results: pd.DataFrame, meta: Mapping[str, Any]) -> pd.Series | None:
+def best_trial(results: pd.DataFrame, record: StudyRecord) -> pd.Series | None:
     """The study's best trial: the finished trial with the best objective (None if none).
 
     The one meaning of "best" everywhere: `run`'s last lines, the page and report.md. Ties go
     to the trial listed first in results.csv.
     """
-    objective = objective_column(meta)
+    objective = record.objective_column
     if objective not in results.columns or "status" not in results.columns:
         return None
     values = pd.to_numeric(results[objective], errors="coerce")
-    ok = (results["status"] == USABLE_STATUS) & np.isfinite(values.to_numpy(dtype=float))
+    ok = (results["status"] == TrialStatus.FINISHED) & np.isfinite(values.to_numpy(dtype=float))
     if not ok.any():
         return None
-    ranked = values[ok].sort_values(ascending=meta["direction"] == "min", kind="stable")
+    ranked = values[ok].sort_values(ascending=record.direction == "min", kind="stable")
     return results.loc[ranked.index[0]]
 
 
 def report_content(
-    meta: Mapping[str, Any],
+    record: StudyRecord,
     results: pd.DataFrame,
     x: str | None = None,
     y: str | None = None,
@@ -90,7 +89,7 @@ def report_content(
     agg: str | None = None,
     full_budget_only: bool = False,
 ) -> ReportContent:
-    """Every number of the report, computed from study.json (`meta`) and results.csv alone.
+    """Every number of the report, computed from study.json (`record`) and results.csv alone.
 
     The lead heatmap is the pair asked for (`x`, `y`, or the study's [report] x/y), otherwise
     the strongest pair whose verdict is "interacts"; when no pair interacts, the page says so
@@ -100,14 +99,14 @@ def report_content(
     Raises:
         ReportError: the study searched no parameter, or its results cannot be drawn.
     """
-    params = [str(p) for p in meta.get("params", [])]
+    params = list(record.params)
     if not params:
         raise ReportError(
-            f"study '{meta['name']}' searched no parameters; a heatmap needs at least one "
+            f"study '{record.name}' searched no parameters; a heatmap needs at least one "
             "(add a [space] entry or --param NAME=SPEC)"
         )
-    settings = meta.get("config", {}).get("report", {})
-    metric, direction = report_metric(meta, metric)
+    settings = record.report_settings
+    metric, direction = report_metric(record, metric)
     agg = agg or settings.get("agg", "mean")
     ranking, summary = None, ""
     others: list[tuple[str, str]] = []
@@ -127,15 +126,15 @@ def report_content(
     order = sorted(params, key=lambda p: -strengths.get(p, 0.0))
     mains = {p: main_effect(results, p, metric, full_budget_only) for p in order}
     info = infos[lead]
-    best = best_trial(results, meta)
+    best = best_trial(results, record)
     return ReportContent(
-        name=str(meta["name"]),
+        name=record.name,
         question=_question(lead, metric),
-        setup=_setup(meta, info.used, len(results)),
+        setup=_setup(record, len(results)),
         metric=metric,
         direction=direction,
         agg=agg,
-        best=_best_facts(best, meta, params, metric),
+        best=_best_facts(best, record, params, metric),
         lead=lead,
         others=others,
         ranking=ranking,
@@ -231,23 +230,23 @@ def _within_noise(info: HeatmapInfo, noise_sd: float, error_df: float) -> bool:
 
 
 def _best_facts(
-    best: pd.Series | None, meta: Mapping[str, Any], params: list[str], metric: str
+    best: pd.Series | None, record: StudyRecord, params: list[str], metric: str
 ) -> dict[str, Any]:
     if best is None:
         return {}
-    objective = objective_column(meta)
+    objective = record.objective_column
     return {
         "trial_id": str(best.get("trial_id", "")),
         "params": {name: best[name] for name in params},
         "objective": objective,
-        "direction": str(meta["direction"]),
+        "direction": record.direction,
         "value": float(best[objective]),
         "metric_value": float(best[metric]) if metric in best.index else float("nan"),
     }
 
 
 def write_report(
-    meta: Mapping[str, Any],
+    record: StudyRecord,
     results: pd.DataFrame,
     folder: Path,
     x: str | None = None,
@@ -264,8 +263,8 @@ def write_report(
     Returns:
         The files written, heatmaps first.
     """
-    content = report_content(meta, results, x, y, metric, agg, full_budget_only)
-    params = [str(p) for p in meta["params"]]
+    content = report_content(record, results, x, y, metric, agg, full_budget_only)
+    params = list(record.params)
 
     def build(staging: Path) -> list[Path]:
         from hypertune.report.layout import write_page
@@ -333,19 +332,16 @@ def _question(lead: tuple[str, str | None], metric: str) -> str:
     return f"How do {x} and {y} interact on {metric}?"
 
 
-def _setup(meta: Mapping[str, Any], used: int, total: int) -> str:
-    config = meta.get("config", {})
-    study, model = config.get("study", {}), config.get("model", {})
-    data = meta.get("data", {})
+def _setup(record: StudyRecord, total: int) -> str:
+    study, model = record.config.get("study", {}), record.config.get("model", {})
+    data = record.data
     data_text = str(data.get("name", study.get("data", "?")))
     if "train" in data:
         data_text += f" ({data['train']} train / {data.get('valid', '?')} valid)"
-    seeds = meta.get("seeds", [0])
-    n_seeds = len(seeds) if isinstance(seeds, list) else int(seeds)
-    objective = f"{meta.get('metric')}:{meta.get('mode')}"
+    planned = record.trials_planned if record.trials_planned is not None else total
     return (
-        f"Data {data_text} · model {model.get('architecture', '?')} · {meta.get('search')} search,"
-        f" objective {objective} · {study.get('epochs', '?')} epochs per trial · "
-        f"{total} of {meta.get('trials_planned', total)} trials ran · "
-        f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+        f"Data {data_text} · model {model.get('architecture', '?')} · {record.search} search,"
+        f" objective {record.metric} · {study.get('epochs', '?')} epochs per trial · "
+        f"{total} of {planned} trials ran · "
+        f"{record.seeds} seed{'s' if record.seeds != 1 else ''}"
     )

@@ -12,13 +12,13 @@ in the driver only: their arrays reach the trials through Ray's object store.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle, load_dataset
-from hypertune.errors import ConfigError
+from hypertune.errors import ConfigError, StudyError
 from hypertune.models import Architecture, architectures, use_model, use_recorded_model
+from hypertune.record import StudyRecord
 from hypertune.usercode import CodeRecord, is_reference
 
 MODEL = "model.architecture"
@@ -53,14 +53,16 @@ def load_study_code(config: StudyConfig) -> tuple[DataBundle, list[dict[str, Any
 
 
 def load_recorded_code(
-    config: StudyConfig, meta: Mapping[str, Any]
+    config: StudyConfig, study: StudyRecord
 ) -> tuple[DataBundle, list[dict[str, Any]]]:
-    """The same code again for `resume` and `rerun`, from the files study.json names.
+    """The same code and data again for `resume`, `--retry-failed` and `rerun`, from the files
+    study.json names.
 
     Raises:
         ConfigError: a recorded file is gone or changed since the study ran.
+        StudyError: the data changed since the study ran (:func:`check_same_data`).
     """
-    records = list(meta.get("code") or [])
+    records = list(study.code)
     data: DataBundle | None = None
     for record in records:
         if record.get("where") == MODEL:
@@ -74,7 +76,21 @@ def load_recorded_code(
         raise ConfigError(f"{MODEL}: '{missing[0]}' has no record in study.json")
     if data is None:
         data = load_dataset(config.data, **config.data_options)
+    check_same_data(study, data)
     return data, records
+
+
+def check_same_data(record: StudyRecord, data: DataBundle) -> None:
+    """Refuse data whose fingerprint differs from the one recorded (none recorded: any).
+
+    Raises:
+        StudyError: the fingerprints differ.
+    """
+    if record.fingerprint is not None and data.fingerprint != record.fingerprint:
+        raise StudyError(
+            f"study '{record.name}': the data changed since it ran (fingerprint "
+            f"{data.fingerprint}, recorded {record.fingerprint}); start a new study instead"
+        )
 
 
 def user_architectures(config: StudyConfig) -> dict[str, Architecture]:

@@ -13,13 +13,15 @@ from ray import tune
 
 from hypertune import store
 from hypertune.config import METRIC_COLUMNS, StudyConfig
+from hypertune.record import FAILED, STATUSES, TrialStatus
 from hypertune.space import ParamSpec, decode_config
 from hypertune.train import SECONDS
 
 SEED_KEY = "seed"
 TRIAL_INDEX = "__trial_index__"  # set by Ray's Repeater on repeated searcher suggestions
 RETRY_OF = "__retry_of__"  # a retried trial's config: the id of the row it replaces
-FINAL = (store.TERMINATED, store.ERROR, store.NAN)
+# Ray's words for a trial that ended, in ours (the one place that reads Ray's trial states).
+RAY_STATUS = {"TERMINATED": TrialStatus.FINISHED, "ERROR": TrialStatus.ERROR}
 # What Ray's memory monitor, torch and Python say when memory runs out.
 _OUT_OF_MEMORY = re.compile(
     r"running low on memory|NODE_OUT_OF_MEMORY|OutOfMemoryError|out of memory|MemoryError"
@@ -56,17 +58,18 @@ def seed_of(config: Mapping[str, Any]) -> int:
 
 
 def trial_row(
-    trial: Any, specs: Mapping[str, ParamSpec], status: str | None = None
+    trial: Any, specs: Mapping[str, ParamSpec], status: TrialStatus | None = None
 ) -> dict[str, Any]:
-    """One results.csv row from a Ray Tune trial (`status`: as known to the caller)."""
+    """One results.csv row from a Ray Tune trial that ended (`status`: as known to the caller,
+    else from Ray's)."""
     result = dict(trial.last_result or {})
     searched = decode_config(trial.config, specs)
     row: dict[str, Any] = {"trial_id": str(trial.config.get(RETRY_OF, trial.trial_id))}
     metrics = {k: v for k, v in result.items() if k in METRIC_COLUMNS}
-    status = status or trial.status
-    if status == store.TERMINATED and not all(store.finite(v) for v in metrics.values()):
-        status = store.NAN
-    row["status"] = status
+    status = status or RAY_STATUS[trial.status]
+    if status is TrialStatus.FINISHED and not all(store.finite(v) for v in metrics.values()):
+        status = TrialStatus.NAN
+    row["status"] = status.value
     row.update({name: searched.get(name) for name in specs})
     row.update(metrics)
     row["epochs"] = int(result.get("training_iteration", 0) or 0)
@@ -74,7 +77,7 @@ def trial_row(
     # Our loop times its own training; other trainers fall back to Ray's clock.
     seconds = result.get(SECONDS, result.get("time_total_s", 0.0))
     row["seconds"] = round(float(seconds or 0.0), 3)
-    if status == store.ERROR:
+    if status is TrialStatus.ERROR:
         row["error"] = error_text(trial.get_error())
     return row
 
@@ -139,7 +142,7 @@ class ResultRecorder(tune.Callback):
         self.kept: dict[str, dict[str, float]] = {
             key: {m: _number(row.get(m)) for m in sorted(METRIC_COLUMNS)}
             for key, row in self.rows.items()
-            if row["status"] in FINAL
+            if row["status"] in STATUSES
         }
         if not self.retry:  # a resumed study: its finished trials spent their budget
             self.epochs.update({key: config.epochs for key in self.kept})
@@ -156,11 +159,11 @@ class ResultRecorder(tune.Callback):
         state["progress"] = None
         return state
 
-    def _record(self, trial: Any, status: str | None) -> None:
+    def _record(self, trial: Any, status: TrialStatus | None) -> None:
         if trial.trial_id in self.kept:
             return
         row = trial_row(trial, self.config.space, status)
-        if row["status"] == store.TERMINATED and row["epochs"] < self.config.epochs:
+        if row["status"] == TrialStatus.FINISHED and row["epochs"] < self.config.epochs:
             # Stopped by an interrupt (Ray marks such trials TERMINATED): not a result of
             # the full budget. Left out, so that `resume` trains it again.
             self.incomplete.add(row["trial_id"])
@@ -171,16 +174,16 @@ class ResultRecorder(tune.Callback):
         self._track_best(row)
 
     def _track_best(self, row: Mapping[str, Any]) -> None:
-        value: Any = row.get(self.config.metric.tune_metric)
-        if row["status"] == store.TERMINATED and store.finite(value):
+        value: Any = row.get(self.config.metric.objective_column)
+        if row["status"] == TrialStatus.FINISHED and store.finite(value):
             better = min if self.config.metric.direction == "min" else max
             best = self.state.best
             self.state.best = float(value) if best is None else better(best, float(value))
 
     @property
     def finished(self) -> int:
-        """Trials with a final row (TERMINATED, ERROR or NAN)."""
-        return sum(1 for r in self.rows.values() if r["status"] in FINAL)
+        """Trials with a final row (finished, error or nan)."""
+        return sum(1 for r in self.rows.values() if r["status"] in STATUSES)
 
     def _save(self) -> None:
         store.write_results(self.path, list(self.rows.values()), list(self.config.space))
@@ -190,8 +193,8 @@ class ResultRecorder(tune.Callback):
         self.state.running = len(self.active)
         self.state.epochs = sum(self.epochs.values())
         counted = [r for k, r in self.rows.items() if not self.retry or k in self.replaced]
-        self.state.done = sum(1 for r in counted if r["status"] in FINAL)
-        self.state.failed = sum(1 for r in counted if r["status"] in (store.ERROR, store.NAN))
+        self.state.done = sum(1 for r in counted if r["status"] in STATUSES)
+        self.state.failed = sum(1 for r in counted if r["status"] in FAILED)
 
     def _tell(self) -> None:
         self._count()
@@ -213,20 +216,20 @@ class ResultRecorder(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.active.discard(trial.trial_id)
         self.epochs[trial.trial_id] = self.config.epochs  # its budget is spent (or it failed)
-        self._record(trial, store.TERMINATED)
+        self._record(trial, TrialStatus.FINISHED)
         self._save()
         self._tell()
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.active.discard(trial.trial_id)
         self.epochs[trial.trial_id] = self.config.epochs
-        self._record(trial, store.ERROR)
+        self._record(trial, TrialStatus.ERROR)
         self._save()
         self._tell()
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         for trial in trials:
-            if trial.status in ("TERMINATED", "ERROR"):
+            if trial.status in RAY_STATUS:
                 self._record(trial, None)
             else:
                 self.incomplete.add(trial.trial_id)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from hypertune import store
-from hypertune.config import from_dict
 from hypertune.errors import StudyError
 from hypertune.search.code import load_recorded_code
 from hypertune.space import decode_config
@@ -27,8 +26,8 @@ def rerun_trial(
         StudyError: no such study or trial, or the data changed since the study ran.
         ConfigError: the study's own model or data module is gone or changed since it ran.
     """
-    meta = store.read_study(storage, name)
-    config = from_dict(meta["config"])
+    record = store.read_study(storage, name)
+    config = record.study_config()
     results = store.read_results(storage, name)
     match = results[results["trial_id"].astype(str) == str(trial_id)]
     if match.empty:
@@ -38,13 +37,7 @@ def rerun_trial(
             f"trial '{trial_id}' not in study '{name}'; its {len(ids)} trials: {known or 'none'}"
         )
     row = {str(k): v for k, v in match.iloc[0].to_dict().items()}
-    data, _ = load_recorded_code(config, meta)
-    recorded = meta.get("data", {}).get("fingerprint")
-    if recorded and data.fingerprint != recorded:
-        raise StudyError(
-            f"study '{name}': the data changed since it ran (fingerprint {data.fingerprint}, "
-            f"recorded {recorded}); a rerun could not match"
-        )
+    data, _ = load_recorded_code(config, record)
     searched = {p: _native(row[p]) for p in config.space}
     trial = decode_config({**config.hyperparameters(), **searched}, config.space)
     settings = TrainSettings(

@@ -18,15 +18,14 @@ from typing import Any
 from ray import tune
 
 from hypertune import provenance, store
-from hypertune.config import StudyConfig, from_dict
+from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import StudyError
+from hypertune.record import FAILED, StudyRecord
 from hypertune.search import cluster
 from hypertune.search.code import load_recorded_code
 from hypertune.search.recorder import RETRY_OF, SEED_KEY, Progress, ProgressFn, ResultRecorder
 from hypertune.search.run import CHECKPOINT_PERIOD_S, RESULT_BUFFER, loggers, make_trainable
-
-FAILED = (store.ERROR, store.NAN)
 
 
 def retry_failed(
@@ -42,30 +41,23 @@ def retry_failed(
     store.read_study(storage, name)  # a clear error for an unknown study
     store.check_folder(path, "--storage")
     with store.study_lock(path):
-        meta = store.read_study(storage, name)
-        if meta["status"] != "finished":
+        record = store.read_study(storage, name)
+        if record.status != "finished":
             raise StudyError(f"study '{name}' has not finished; `resume {name}` finishes it first")
         results = store.read_results(storage, name)
         failed = results[results["status"].isin(FAILED)]
         if failed.empty:
             raise StudyError(f"study '{name}' has no ERROR or NAN trials to retry")
-        config = from_dict(meta["config"])
+        config = record.study_config()
         cluster.check_address(address)
         cluster.check_local_resources(config, address)
-        data, _ = load_recorded_code(config, meta)
-        if data.fingerprint != meta["data"].get("fingerprint"):
-            raise StudyError(
-                f"study '{name}': the data changed since it ran (fingerprint "
-                f"{data.fingerprint}, recorded {meta['data'].get('fingerprint')}); start a new "
-                "study instead"
-            )
+        data, _ = load_recorded_code(config, record)
         rows = [{str(k): v for k, v in row.items()} for row in failed.to_dict("records")]
-        attempts = meta.setdefault("attempts", [])
-        round_ = 1 + max((int(a.get("retry", 0)) for a in attempts), default=0)
-        attempts.extend(_attempt(row, round_) for row in rows)
-        meta.update(status="running")
-        store.write_study(path, meta)
-        _run(config, data, path, meta, rows, round_, address, progress)
+        round_ = 1 + max((int(a.get("retry", 0)) for a in record.attempts), default=0)
+        record.attempts.extend(_attempt(row, round_) for row in rows)
+        record.status = "running"
+        store.write_study(path, record)
+        _run(config, data, path, record, rows, round_, address, progress)
     return path
 
 
@@ -99,7 +91,7 @@ def _run(
     config: StudyConfig,
     data: DataBundle,
     path: Path,
-    meta: dict[str, Any],
+    record: StudyRecord,
     rows: list[dict[str, Any]],
     round_: int,
     address: str | None,
@@ -125,7 +117,7 @@ def _run(
             make_trainable(config, data, {}),
             param_space=space,
             tune_config=tune.TuneConfig(
-                metric=config.metric.tune_metric,
+                metric=config.metric.objective_column,
                 mode=config.metric.direction,
                 search_alg=BasicVariantGenerator(points_to_evaluate=points, max_concurrent=slots),
                 num_samples=len(points),
@@ -135,7 +127,7 @@ def _run(
                 name=f"retry-{round_}",
                 storage_path=str((path / store.RAY_DIR).resolve()),
                 verbose=0,
-                callbacks=[recorder, *loggers(path, config, meta)],
+                callbacks=[recorder, *loggers(path, config, record)],
                 log_to_file=True,
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             ),
@@ -144,9 +136,9 @@ def _run(
             tuner.fit()
     finally:
         # The study had finished before the retry and still has: every trial has a row.
-        meta.update(status="finished", ended=provenance.now())
-        store.write_study(path, meta)
+        record.status, record.ended = "finished", provenance.now()
+        store.write_study(path, record)
         if started_here:
             cluster.stop()
     if recorder.incomplete:
-        raise KeyboardInterrupt(f"study '{meta['name']}': retry interrupted")
+        raise KeyboardInterrupt(f"study '{record.name}': retry interrupted")

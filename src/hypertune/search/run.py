@@ -18,10 +18,11 @@ from typing import Any
 from ray import tune
 
 from hypertune import provenance, store
-from hypertune.config import StudyConfig, from_dict
+from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import ConfigError, StudyError
 from hypertune.models import Architecture, register_architecture
+from hypertune.record import StudyRecord
 from hypertune.search import cluster
 from hypertune.search.code import load_recorded_code, load_study_code, user_architectures
 from hypertune.search.order import costliest_first, trial_points
@@ -90,28 +91,18 @@ def _first_run(
     mlflow: bool,
     code: list[dict[str, Any]],
 ) -> None:
-    meta = {
-        "name": config.name,
-        "status": "running",
-        "config": config.to_dict(),
-        "search": config.search,
-        "metric": config.metric.name,
-        "mode": config.metric.mode,
-        "direction": config.metric.direction,
-        "seeds": list(range(config.seeds)),
-        "params": list(config.space),
-        "trials_planned": config.planned_trials(),
-        "mlflow": mlflow,
-        "data": data.summary(),
-        "code": code,  # the study's own modules: file and sha256 (rerun refuses a change)
-        "git": provenance.git_state(),
-        "versions": provenance.versions(),
-        "host": provenance.host(),
-        "started": provenance.now(),
-        "ended": None,
-    }
-    store.write_study(path, meta)
-    _execute(config, data, path, meta, address, progress, restore=False)
+    record = StudyRecord.new(
+        config,
+        data.summary(),
+        code,  # the study's own modules: file and sha256 (rerun refuses a change)
+        mlflow=mlflow,
+        git=provenance.git_state(),
+        versions=provenance.versions(),
+        host=provenance.host(),
+        started=provenance.now(),
+    )
+    store.write_study(path, record)
+    _execute(config, data, path, record, address, progress, restore=False)
 
 
 def resume_study(
@@ -127,24 +118,18 @@ def resume_study(
     store.read_study(storage, name)  # a clear error for an unknown study
     store.check_folder(path, "--storage")
     with store.study_lock(path):
-        meta = store.read_study(storage, name)  # as the last owner left it
-        if meta["status"] == "finished":
+        record = store.read_study(storage, name)  # as the last owner left it
+        if record.status == "finished":
             raise StudyError(
                 f"study '{name}' has finished; nothing to resume (to train its ERROR and NAN "
                 f"trials again: resume {name} --retry-failed)"
             )
-        config = from_dict(meta["config"])
+        config = record.study_config()
         store.read_results(storage, name)  # a damaged table is refused before anything starts
         cluster.check_address(address)
         cluster.check_local_resources(config, address)
-        data, _ = load_recorded_code(config, meta)
-        if data.fingerprint != meta["data"].get("fingerprint"):
-            raise StudyError(
-                f"study '{name}': the data changed since it ran (fingerprint "
-                f"{data.fingerprint}, recorded {meta['data'].get('fingerprint')}); start a new "
-                "study instead"
-            )
-        _execute(config, data, path, meta, address, progress, restore=True)
+        data, _ = load_recorded_code(config, record)
+        _execute(config, data, path, record, address, progress, restore=True)
     return path
 
 
@@ -224,7 +209,7 @@ def _execute(
     config: StudyConfig,
     data: DataBundle,
     path: Path,
-    meta: dict[str, Any],
+    record: StudyRecord,
     address: str | None,
     progress: ProgressFn | None,
     restore: bool,
@@ -238,7 +223,7 @@ def _execute(
         slots = cluster.free_slots(config)
         recorder = ResultRecorder(config, path, Progress(config.planned_trials()), progress)
         trainable = make_trainable(config, data, recorder.kept)
-        callbacks = [recorder, *loggers(path, config, meta)]
+        callbacks = [recorder, *loggers(path, config, record)]
         ray_dir = str((path / store.RAY_DIR).resolve())
         if restore and tune.Tuner.can_restore(ray_dir):
             tuner = tune.Tuner.restore(
@@ -252,7 +237,7 @@ def _execute(
             tuner._local_tuner.get_run_config().callbacks = callbacks  # type: ignore[union-attr]
         elif restore and recorder.kept:
             raise StudyError(
-                f"study '{meta['name']}': Ray's experiment state in {ray_dir} is missing, so "
+                f"study '{record.name}': Ray's experiment state in {ray_dir} is missing, so "
                 "the unfinished trials cannot be told apart; start a new study with --name"
             )
         else:
@@ -261,8 +246,8 @@ def _execute(
             tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
     except BaseException:
         # Whatever stopped the study, it is not running any more and can be resumed.
-        meta.update(status="interrupted")
-        store.write_study(path, meta)
+        record.status = "interrupted"
+        store.write_study(path, record)
         raise
     finally:
         if started_here:
@@ -270,11 +255,11 @@ def _execute(
     # Ray ends fit() quietly on Ctrl-C; an unfinished study must stay resumable.
     short = config.search in ("grid", "random") and recorder.finished < config.planned_trials()
     if recorder.incomplete or short:
-        meta.update(status="interrupted")
-        store.write_study(path, meta)
-        raise KeyboardInterrupt(f"study '{meta['name']}' interrupted")
-    meta.update(status="finished", ended=provenance.now())
-    store.write_study(path, meta)
+        record.status = "interrupted"
+        store.write_study(path, record)
+        raise KeyboardInterrupt(f"study '{record.name}' interrupted")
+    record.status, record.ended = "finished", provenance.now()
+    store.write_study(path, record)
 
 
 def make_trainable(
@@ -301,13 +286,13 @@ def make_trainable(
     )
 
 
-def loggers(path: Path, config: StudyConfig, meta: Mapping[str, Any]) -> list[Any]:
+def loggers(path: Path, config: StudyConfig, record: StudyRecord) -> list[Any]:
     """TensorBoard logs of the metrics, and MLflow when the study asked for it.
 
     Ray adds its CSV and JSON loggers itself (progress.csv, result.json in each trial folder).
     """
     tensorboard: list[Any] = [MetricsTensorBoard()]
-    if not meta.get("mlflow"):
+    if not record.mlflow:
         return tensorboard
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
@@ -333,7 +318,7 @@ def _new_tuner(
     space: dict[str, Any] = {
         name: to_domain(spec, config.search) for name, spec in config.space.items()
     }
-    metric = config.metric.tune_metric
+    metric = config.metric.objective_column
     mode = config.metric.direction
     search_alg, num_samples = _searcher(config, data, space, metric, mode, slots)
     return tune.Tuner(

@@ -1,0 +1,106 @@
+"""The commands that read a stored study: show (the results table), report and rerun."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hypertune.config import METRICS
+from hypertune.errors import ReportError
+from hypertune.record import StudyRecord, TrialStatus
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from hypertune.store import read_results, read_study
+
+    record = read_study(args.storage, args.name)
+    results = read_results(args.storage, args.name)
+    table = sort_results(results, record, args.sort)
+    if args.top is not None:
+        table = table.head(args.top)
+    if args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(table.to_json(orient="records", indent=2))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        counts = results["status"].value_counts() if len(results) else pd.Series(dtype=int)
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+        print(f"{len(results)} trials: {summary or 'none finished yet'}", file=sys.stderr)
+    return 0
+
+
+def sort_results(results: pd.DataFrame, record: StudyRecord, column: str | None) -> pd.DataFrame:
+    """Finished trials best first by `column` (default: the objective); others after them."""
+    import pandas as pd
+
+    objective = record.objective_column
+    column = column or objective
+    if column not in results.columns:
+        raise ReportError(
+            f"--sort: unknown column '{column}'; available: {', '.join(results.columns)}"
+        )
+    base = column.removesuffix("_best")
+    ascending = (
+        METRICS.get(base, "min") == "min" if column != objective else record.direction == "min"
+    )
+    ok = results["status"] == TrialStatus.FINISHED
+    ordered = results[ok].sort_values(
+        column, ascending=ascending, na_position="last", kind="stable"
+    )
+    return pd.concat([ordered, results[~ok]]) if (~ok).any() else ordered
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hypertune.store import read_results, read_study
+
+    record = read_study(args.storage, args.name)
+    results = read_results(args.storage, args.name)
+    if (args.x is None) != (args.y is None):
+        raise ReportError("--x and --y go together; give both, or neither for every pair")
+    written = write_study_report(record, results, args, args.x, args.y, args.metric, args.agg)
+    for item in written:
+        print(item)
+    return 0
+
+
+def write_study_report(
+    record: StudyRecord,
+    results: pd.DataFrame,
+    args: argparse.Namespace,
+    x: str | None,
+    y: str | None,
+    metric: str | None,
+    agg: str | None,
+) -> list[Path]:
+    """Heatmaps (one pair, or every pair and pairs.png), report.pdf and report.md."""
+    from hypertune.report import write_report
+    from hypertune.store import check_folder, study_dir
+
+    # Named by the command, never by study.json: a copied or edited study cannot write over
+    # another study's report, nor outside --out.
+    folder = study_dir(check_folder(args.out, "--out"), args.name)
+    full_budget = getattr(args, "full_budget", False)
+    return write_report(record, results, folder, x, y, metric, agg, full_budget)
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from hypertune.search import rerun_trial
+    from hypertune.store import read_study
+
+    record = read_study(args.storage, args.name)
+    metrics, row = rerun_trial(args.storage, args.name, args.trial_id)
+    names = [record.metric.name, f"{record.metric.name}_best", "accuracy", "valid_loss"]
+    print(f"trial {args.trial_id} of {args.name} (seed {row.get('seed', 0)}):")
+    print(f"{'metric':<18}{'recorded':>12}{'rerun':>12}")
+    for name in dict.fromkeys(names):
+        if name in metrics:
+            print(f"{name:<18}{float(row.get(name, float('nan'))):>12.6g}{metrics[name]:>12.6g}")
+    return 0
