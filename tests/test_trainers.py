@@ -15,10 +15,12 @@ import pytest
 import torch
 
 from conftest import ROOT, run_cli
+from hypertune import trial
 from hypertune.config import load_config
 from hypertune.data import load_dataset
 from hypertune.search import preflight
-from hypertune.train import TrainSettings, fit, warm_up
+from hypertune.train import SECONDS, TrainSettings, fit, warm_up
+from hypertune.trial import batch_count
 from test_data import write_gestures
 
 EXPECTED = {
@@ -42,8 +44,8 @@ def test_mltrainer_reports_every_epoch_with_our_names(data: str, config: dict) -
     settings = TrainSettings(epochs=2, trainer="mltrainer")
     last = fit({**config, "lr": 0.01, "batch_size": 256}, bundle, settings, report=reports.append)
     assert len(reports) == 2
-    assert all(set(r) == EXPECTED for r in reports)
-    assert last == reports[-1]
+    assert all(set(r) == EXPECTED | {SECONDS} for r in reports)
+    assert last == {k: v for k, v in reports[-1].items() if k != SECONDS}
     assert all(math.isfinite(v) for r in reports for v in r.values())
     assert reports[1]["valid_loss_best"] == min(r["valid_loss"] for r in reports)
     assert reports[1]["accuracy_best"] == max(r["accuracy"] for r in reports)
@@ -129,9 +131,35 @@ def test_gestures_study_with_mltrainer_through_the_cli(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("2*"))  # mltrainer's timestamped log folders stay out
 
 
+@pytest.mark.parametrize("trainer", ["hypertune", "mltrainer"])
+def test_each_trainer_reports_its_own_training_seconds_after_the_warm_up(
+    trainer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setattr(trial, "warm_up", lambda: time.sleep(0.3))  # a costly first step
+    reports: list[dict[str, float]] = []
+    config = {"architecture": "mlp", "hidden_size": 8, "batch_size": 512}
+    begun = time.perf_counter()
+    fit(
+        config,
+        load_dataset("digits"),
+        TrainSettings(epochs=2, trainer=trainer),
+        report=reports.append,
+    )
+    wall = time.perf_counter() - begun
+    first, second = (r[SECONDS] for r in reports)
+    assert 0 < first < second < wall - 0.3  # the warm-up ran before the clock started
+
+
+def test_a_last_batch_of_one_is_left_out_unless_it_is_the_only_one() -> None:
+    assert [batch_count(n, 4) for n in (1, 4, 5, 6, 9)] == [1, 1, 1, 2, 2]
+    assert batch_count(3, 1) == 3
+
+
 def test_own_loop_times_its_training_without_the_one_time_warm_up() -> None:
-    # In a fresh process the first optimizer step imports torch._dynamo (about a second);
-    # a trial's reported seconds leave that out, so a worker's first trial is timed fairly.
+    # In a fresh process the first optimizer step imports torch._dynamo; a trial's reported
+    # seconds leave that out, so a worker's first trial is timed fairly.
     code = (
         "import time\n"
         "from hypertune.data import load_dataset\n"
@@ -176,4 +204,4 @@ def test_results_take_the_loops_own_seconds_and_fall_back_to_rays_clock() -> Non
         return trial_row(trial, config.space)
 
     assert row({**metrics, "train_seconds": 1.25})["seconds"] == 1.25
-    assert row(metrics)["seconds"] == 9.0  # mltrainer reports no time of its own
+    assert row(metrics)["seconds"] == 9.0  # a result without seconds of its own

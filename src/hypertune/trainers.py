@@ -3,8 +3,9 @@
 `trainer = "mltrainer"` in `[study]` trains with mltrainer's `Trainer` and `ReportTypes.RAY`, with
 its early stopping and its learning-rate scheduler off, so every trial gets the same budget. Its
 Ray reporter speaks mltrainer's names (`test_loss`, `Accuracy`); a small bridge renames them to
-the metrics every hypertune study reports (train_loss, valid_loss, accuracy and `<name>_best`).
-mltrainer imports mlflow (seconds) when loaded, so it is imported only on this path.
+the metrics every hypertune study reports (train_loss, valid_loss, accuracy, `<name>_best` and
+the trial's training seconds). mltrainer imports mlflow when loaded, which is slow, so it is
+imported only on this path.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,17 @@ from torch import nn
 
 from hypertune.data import DataBundle
 from hypertune.errors import ConfigError
-from hypertune.models import TRAINER_KEYS, create_model
-from hypertune.train import Report, TrainSettings, make_optimizer, seed_everything, update_best
+from hypertune.models import create_model
+from hypertune.trial import (
+    SECONDS,
+    Report,
+    TrainSettings,
+    batch_count,
+    make_optimizer,
+    start,
+    trainer_keys,
+    update_best,
+)
 
 Batch = tuple[torch.Tensor | tuple[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -45,8 +56,7 @@ class TensorBatches:
         self.generator = generator  # None: in order (validation)
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.y), self.batch_size)
-        return full + (1 if rest >= 2 or full == 0 else 0)  # a batch of one breaks batchnorm
+        return batch_count(len(self.y), self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         count = len(self.y)
@@ -73,8 +83,9 @@ class TensorBatches:
 class MetricBridge:
     """Stands in for `ray.tune` inside mltrainer's RayReporter and renames its metrics."""
 
-    def __init__(self, report: Report | None) -> None:
+    def __init__(self, report: Report | None, started: float) -> None:
         self.forward = report
+        self.started = started  # the trial's clock, as our own loop keeps it
         self.best: dict[str, float] = {}
         self.metrics: dict[str, float] = {}
 
@@ -88,7 +99,7 @@ class MetricBridge:
         metrics.update({f"{k}_best": v for k, v in self.best.items()})
         self.metrics = metrics
         if self.forward is not None:
-            self.forward(dict(metrics))
+            self.forward({**metrics, SECONDS: time.perf_counter() - self.started})
 
 
 def _optimizer_kwargs(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -102,7 +113,7 @@ def _optimizer_kwargs(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
 
 def fit_mltrainer(
-    config: dict[str, Any],
+    config: Mapping[str, Any],
     data: DataBundle,
     settings: TrainSettings,
     seed: int = 0,
@@ -117,14 +128,13 @@ def fit_mltrainer(
     except ImportError as exc:
         raise ConfigError(f"study.trainer: mltrainer cannot be imported ({exc})") from exc
     logger.disable("mltrainer")
-    seed_everything(seed)
-    torch.set_num_threads(max(1, settings.threads))
+    keys = trainer_keys(config)
+    started = start(settings, seed)
     model = create_model(config, data.input_shape, data.num_classes)
-    optimizer = make_optimizer(model, config)  # checks the values; mltrainer builds its own
-    batch_size = int(config.get("batch_size", TRAINER_KEYS["batch_size"]))
-    train = TensorBatches(data, "train", batch_size, torch.Generator().manual_seed(seed))
+    optimizer = make_optimizer(model, keys)  # its class and settings; mltrainer builds its own
+    train = TensorBatches(data, "train", keys.batch_size, torch.Generator().manual_seed(seed))
     valid = TensorBatches(data, "valid", max(1, len(data.y_valid)), None)  # one exact pass
-    bridge = MetricBridge(report)
+    bridge = MetricBridge(report, started)
     with tempfile.TemporaryDirectory(prefix="mltrainer-") as logdir:
         trainer_settings = TrainerSettings(
             epochs=settings.epochs,

@@ -1,0 +1,123 @@
+"""What both trainers share for one trial: settings, the trainer keys, seeding, the clock,
+the optimizer, the batches and the running best.
+
+Both `hypertune.train` (our own loop) and `hypertune.trainers` (mltrainer's) import this module
+and nothing of each other, so one contract holds for both: the same checks, the same warm-up
+before the clock starts, and the same `train_seconds` in every report.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hypertune.config import METRICS
+from hypertune.errors import ConfigError
+from hypertune.models import TRAINER_KEYS, TrainerKeys
+
+Report = Callable[[dict[str, float]], None]
+# Reported with each epoch: seconds of this trial's training so far, the warm-up left out.
+SECONDS = "train_seconds"
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What every trial of a study shares (not searched, not a hyperparameter)."""
+
+    epochs: int  # the same budget for every trial
+    device: str = "cpu"
+    threads: int = 1  # torch intra-op threads per trial
+    trainer: str = "hypertune"  # hypertune (own loop) | mltrainer (the course's Trainer)
+
+
+def trainer_keys(config: Mapping[str, Any]) -> TrainerKeys:
+    """The trainer keys of one configuration, defaults filled in and every value checked."""
+    name = config.get("optimizer", TRAINER_KEYS["optimizer"])
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"model.optimizer: '{name}' is unknown; known: {', '.join(OPTIMIZERS)}")
+    numbers: dict[str, float] = {}
+    for key in ("lr", "weight_decay", "momentum"):
+        value = config.get(key, TRAINER_KEYS[key])
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"model.{key}: expected a number >= 0, got {value!r}")
+        numbers[key] = float(value)
+    if not numbers["lr"] > 0:
+        raise ConfigError(f"model.lr: expected > 0, got {config.get('lr')!r}")
+    batch = config.get("batch_size", TRAINER_KEYS["batch_size"])
+    if isinstance(batch, float) and batch.is_integer():
+        batch = int(batch)  # a whole number read back from a table
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"model.batch_size: expected a whole number >= 1, got {batch!r}")
+    return TrainerKeys(optimizer=name, batch_size=batch, **numbers)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so a trial is repeatable on CPU."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def start(settings: TrainSettings, seed: int) -> float:
+    """Warm up, seed and set the threads; return when the trial's clock started."""
+    warm_up()
+    started = time.perf_counter()
+    seed_everything(seed)
+    torch.set_num_threads(max(1, settings.threads))
+    return started
+
+
+@functools.cache  # once per process
+def warm_up() -> None:
+    """Pay torch's one-time costs once per process, before any trial's clock starts.
+
+    The first optimizer step of a process imports torch._dynamo; without this, the first trial
+    of every Ray worker would be timed slower than the others.
+    """
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=0.0)
+    (weight * 2.0).sum().backward()
+    optimizer.step()
+
+
+def make_optimizer(model: nn.Module, keys: TrainerKeys) -> torch.optim.Optimizer:
+    """The optimizer `keys` name, with its learning rate and weight decay."""
+    params = model.parameters()
+    if keys.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=keys.lr, momentum=keys.momentum, weight_decay=keys.weight_decay
+        )
+    optimizer = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[keys.optimizer]
+    return optimizer(params, lr=keys.lr, weight_decay=keys.weight_decay)
+
+
+def batch_count(count: int, batch_size: int) -> int:
+    """Batches in one pass over `count` examples: a last batch of one is left out when others
+    came before it (it breaks batchnorm and adds nothing)."""
+    full, rest = divmod(count, batch_size)
+    return full + (1 if rest >= 2 or full == 0 else 0)
+
+
+def update_best(best: dict[str, float], metrics: dict[str, float]) -> dict[str, float]:
+    """The running best of each metric (non-finite values never replace a finite best)."""
+    out = dict(best)
+    for name, value in metrics.items():
+        if not math.isfinite(value):
+            out.setdefault(name, value)
+            continue
+        previous = out.get(name)
+        if previous is None or not math.isfinite(previous):
+            out[name] = value
+        else:
+            out[name] = min(previous, value) if METRICS[name] == "min" else max(previous, value)
+    return out
