@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from hypertune.search.relay import relay
-from hypertune.train import Report
+from hypertune.search.relay import Report, relay
 
 
 def epochs(count: int, done: list[float] | None = None) -> Callable[[Report], None]:
