@@ -27,6 +27,8 @@ _POINTS = re.compile(r"^(?:([lu])(\d+)|(\d+)([lu]))$")
 # How a range string writes a boolean (as TOML does, in any case): `batchnorm=true,false`.
 _BOOLEANS = {"true": True, "false": False}
 EXPONENT_PREFIX = "__log10__"  # see bayes_domains
+# A search point's seed, beside its searched values (not a hyperparameter of the model).
+SEED_KEY = "seed"
 
 
 @dataclass(frozen=True)

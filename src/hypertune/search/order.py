@@ -14,8 +14,7 @@ from typing import Any
 
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
-from hypertune.search.recorder import SEED_KEY
-from hypertune.space import decode_config, grid_configs, sample_configs
+from hypertune.space import SEED_KEY, decode_config, grid_configs, sample_configs
 
 # Up to this many distinct configurations are estimated (about 2 ms each); a larger study is
 # handed out in its own order.

@@ -14,10 +14,9 @@ from ray import tune
 from hypertune import store
 from hypertune.config import METRIC_COLUMNS, StudyConfig
 from hypertune.record import FAILED, STATUSES, TrialStatus
-from hypertune.space import ParamSpec, decode_config
+from hypertune.space import SEED_KEY, ParamSpec, decode_config
 from hypertune.train import SECONDS
 
-SEED_KEY = "seed"
 TRIAL_INDEX = "__trial_index__"  # set by Ray's Repeater on repeated searcher suggestions
 RETRY_OF = "__retry_of__"  # a retried trial's config: the id of the row it replaces
 # Ray's words for a trial that ended, in ours (the one place that reads Ray's trial states).
