@@ -4,8 +4,8 @@
 its early stopping and its learning-rate scheduler off, so every trial gets the same budget. Its
 Ray reporter speaks mltrainer's names (`test_loss`, `Accuracy`); a small bridge renames them to
 the metrics every hypertune study reports (train_loss, valid_loss, accuracy, `<name>_best` and
-the trial's training seconds). mltrainer imports mlflow when loaded, which is slow, so it is
-imported only on this path.
+the trial's training seconds). mltrainer imports mlflow when loaded, so it is imported only on
+this path.
 """
 
 from __future__ import annotations

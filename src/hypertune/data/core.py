@@ -130,8 +130,8 @@ def make_bundle(
     """Split arrays with a seeded, stratified split and wrap them as tensors.
 
     Lengths are kept only where sequences really differ in length: when every sequence fills
-    all its steps there is no padding to skip, and sequence models run unpacked (much faster,
-    above all on a GPU, where packing waits for the lengths to come back to the CPU).
+    all its steps there is no padding to skip, and sequence models run unpacked (packing waits
+    for the lengths to come back to the CPU, which stalls a GPU).
     """
     if lengths is not None and features.ndim == 3 and np.all(lengths == features.shape[1]):
         lengths = None
@@ -184,7 +184,7 @@ def fingerprint(tensors: list[torch.Tensor]) -> str:
 def _digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits, read from the file it ships without importing scikit-learn.
 
-    Importing scikit-learn (and SciPy with it) costs about a second of every study's start-up;
+    Importing scikit-learn (and SciPy with it) would slow every study's start-up, and
     `load_digits` reads nothing but this CSV. Where the file is not found, it is used after all.
     """
     data_file = _sklearn_file("datasets", "data", "digits.csv.gz")

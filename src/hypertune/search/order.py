@@ -1,10 +1,9 @@
 """The order in which a grid or random study hands out its trials: the costliest first.
 
 A study ends when its last trial does. Handed out in grid order, the largest models of a grid
-come last, and the last of them trains alone while the other slots idle: on two cores that was
-about a second of the default study's five. Handing out the costliest trials first (longest
-processing time first) leaves the short ones to fill the slots at the end. Only the order
-changes: every trial, its configuration and its seed stay the same.
+come last, and the last of them trains alone while the other slots idle. Handing out the
+costliest trials first (longest processing time first) leaves the short ones to fill the slots
+at the end. Only the order changes: every trial, its configuration and its seed stay the same.
 """
 
 from __future__ import annotations
@@ -16,12 +15,11 @@ from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.space import SEED_KEY, decode_config, grid_configs, sample_configs
 
-# Up to this many distinct configurations are estimated (about 2 ms each); a larger study is
-# handed out in its own order.
+# Estimating builds each model on the meta device: beyond this many configurations, a study is
+# handed out in its own order rather than wait for the estimates.
 ORDER_LIMIT = 1024
-# What one training step costs beyond its arithmetic, in parameter-samples: on one CPU thread a
-# step took 0.6-2 ms of Python and dispatch, and a parameter about 0.2 ns per sample (and per
-# time step of a recurrent model).
+# One training step's fixed cost (Python and dispatch) in parameter-samples of arithmetic; how it
+# was measured is in benchmarks/results.md.
 STEP_COST = 5e6
 
 

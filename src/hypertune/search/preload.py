@@ -2,11 +2,11 @@
 
 Ray imports this module in every worker as it starts (`preload_python_modules`, see
 :mod:`hypertune.search.cluster`): torch, Ray Tune and the trainable, then torch's one-time
-costs (:func:`hypertune.train.warm_up`; the first optimizer step of a process imports
-torch._dynamo, about a second). A trial's actor that starts in such a worker trains at once.
+costs (:func:`hypertune.trial.warm_up`), so a trial's actor that starts in such a worker trains
+at once.
 """
 
 from hypertune.search import run  # noqa: F401  (torch, Ray Tune and the trainable)
-from hypertune.train import warm_up
+from hypertune.trial import warm_up
 
 warm_up()
