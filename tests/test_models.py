@@ -125,3 +125,52 @@ def test_resolve_fills_every_default_and_allows_trainer_keys() -> None:
     resolved = resolve_config({"architecture": "cnn", "filters": 8.0, "lr": 0.1})
     assert resolved["filters"] == 8 and isinstance(resolved["filters"], int)
     assert set(resolved) == {"architecture", *architectures()["cnn"].defaults}
+
+
+def _toml(value: Any) -> str:
+    """A default as a study file writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def _readme_tables() -> dict[str, list[tuple[str, str, str]]]:
+    """README's Models section: (key, type, default) rows by the names heading each table."""
+    from conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("\n## Models\n") :]
+    section = section[: section.index("\n## ", 1)]
+    tables: dict[str, list[tuple[str, str, str]]] = {}
+    names: list[str] = []
+    for line in section.splitlines():
+        if line.startswith("Trainer keys"):
+            names = ["trainer"]
+        elif line.startswith("`") and " — " in line:
+            names = [n.strip("` ") for n in line.split(" — ")[0].split(",")]
+        elif line.startswith("| `"):
+            key, kind, default = (cell.strip() for cell in line.strip("|").split("|")[:3])
+            for name in names:
+                tables.setdefault(name, []).append((key.strip("`"), kind, default.strip("`")))
+    return tables
+
+
+def test_readme_model_tables_match_the_builders_signatures() -> None:
+    from hypertune.models.registry import TRAINER_KEYS, TRAINER_TYPES
+
+    expected = {
+        name: [
+            (key, arch.types[key].__name__, _toml(default))
+            for key, default in arch.defaults.items()
+        ]
+        for name, arch in architectures().items()
+        if ":" not in name
+    }
+    expected["trainer"] = [
+        (key, TRAINER_TYPES[key].__name__, _toml(value)) for key, value in TRAINER_KEYS.items()
+    ]
+    tables = _readme_tables()
+    for name, rows in expected.items():
+        table = "\n".join(f"| `{k}` | {t} | `{d}` | ... |" for k, t, d in rows)
+        assert tables.get(name) == rows, f"README's table for {name} should read:\n{table}"
+    assert set(tables) == set(expected)
