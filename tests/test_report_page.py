@@ -18,7 +18,7 @@ from pypdf import PdfReader
 
 from hypertune.cli import main
 from hypertune.config import Metric
-from hypertune.record import StudyRecord
+from hypertune.record import StudyRecord, StudyState
 from hypertune.report import best_trial
 from hypertune.store import study_dir, write_results, write_study
 
@@ -37,7 +37,7 @@ def study_record(
     """The study.json record of a finished study of valid_loss over `params`."""
     return StudyRecord(
         name=name,
-        status="finished",
+        status=StudyState.FINISHED,
         config={
             "study": {"name": name, "data": "digits-seq", "epochs": 4, "search": search},
             "model": {"architecture": architecture},

@@ -19,7 +19,7 @@ from conftest import ROOT, run_cli
 from hypertune.cli import main
 from hypertune.config import Metric
 from hypertune.errors import StudyError
-from hypertune.record import SCHEMA, StudyRecord
+from hypertune.record import SCHEMA, StudyRecord, StudyState
 from hypertune.store import (
     create_study_dir,
     read_results,
@@ -37,7 +37,7 @@ def record(name: str = "s") -> StudyRecord:
     """The record of a small finished study."""
     return StudyRecord(
         name=name,
-        status="finished",
+        status=StudyState.FINISHED,
         config={"study": {"name": name, "epochs": 2}, "space": {"lr": [0.1, 0.3]}},
         metric=Metric("valid_loss", "min"),
         search="grid",
@@ -120,7 +120,7 @@ def test_damaged_results_are_one_error_line(
     path = study(tmp_path)
     (path / "results.csv").write_bytes(content)
     if command == "resume":
-        write_study(path, replace(read_study(tmp_path, "s"), status="interrupted"))
+        write_study(path, replace(read_study(tmp_path, "s"), status=StudyState.INTERRUPTED))
     code = main(
         [command, "s", "--storage", str(tmp_path), "--out", str(tmp_path / "r")][
             : 4 + 2 * (command != "show")
@@ -245,7 +245,7 @@ def test_a_finished_study_is_not_offered_to_resume(tmp_path: Path) -> None:
 
 def test_a_study_in_use_cannot_be_resumed_or_locked_twice(tmp_path: Path) -> None:
     path = study(tmp_path)
-    write_study(path, replace(read_study(tmp_path, "s"), status="interrupted"))
+    write_study(path, replace(read_study(tmp_path, "s"), status=StudyState.INTERRUPTED))
     holder = subprocess.Popen(
         [
             sys.executable,

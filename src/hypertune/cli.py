@@ -159,6 +159,7 @@ def _show_warnings() -> None:
 def _resume_hint(args: argparse.Namespace) -> str:
     """What to do after Ctrl-C: a command that works when followed."""
     from hypertune.errors import HypertuneError
+    from hypertune.record import StudyState
     from hypertune.store import read_study
 
     name = getattr(args, "name", None)
@@ -170,12 +171,12 @@ def _resume_hint(args: argparse.Namespace) -> str:
         status = None
     if status is None:
         return "no study was stored; run it again"
-    if status == "finished" and getattr(args, "retry_failed", False):
+    if status is StudyState.FINISHED and getattr(args, "retry_failed", False):
         return (
             "trials not yet retried keep their rows. Continue with: "
             f"resume {name}{where} --retry-failed"
         )
-    if status == "finished":
+    if status is StudyState.FINISHED:
         return f"study '{name}' had finished and is kept"
     return f"finished trials are kept. Continue with: resume {name}{where}"
 
@@ -285,14 +286,14 @@ def _import_quietly(module: str) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from hypertune.record import FAILED
+    from hypertune.record import FAILED, StudyState
     from hypertune.search import resume_study
     from hypertune.store import check_folder, read_study
 
     record = read_study(args.storage, args.name)
     check_folder(args.out, "--out")
     path: Path | None = None
-    if record.status != "finished" or not args.retry_failed:
+    if record.status is not StudyState.FINISHED or not args.retry_failed:
         line = ProgressLine(record.objective_column)
         path = resume_study(args.storage, args.name, args.address, progress=line)
         line.close()

@@ -17,7 +17,17 @@ from hypertune.config import METRICS, Metric, StudyConfig, from_dict
 from hypertune.errors import StudyError
 
 SCHEMA = 1  # the study.json layout this version writes; 0: files from before the key existed
-STUDY_STATES = ("running", "interrupted", "finished")
+
+
+class StudyState(enum.StrEnum):
+    """Where a study stands; the values are the words study.json keeps."""
+
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"  # stopped before every trial ended: `resume` finishes it
+    FINISHED = "finished"
+
+
+STUDY_STATES = tuple(state.value for state in StudyState)
 
 
 class TrialStatus(enum.StrEnum):
@@ -42,7 +52,7 @@ class StudyRecord:
     """What study.json says of a study; `status` and `ended` change as it runs."""
 
     name: str
-    status: str  # one of STUDY_STATES
+    status: StudyState
     config: dict[str, Any]  # the config as run (`StudyConfig.to_dict`)
     metric: Metric  # the objective
     search: str  # grid | random | bayes | hyperopt
@@ -67,7 +77,7 @@ class StudyRecord:
         """The record of a study about to run."""
         return cls(
             name=config.name,
-            status="running",
+            status=StudyState.RUNNING,
             config=config.to_dict(),
             metric=config.metric,
             search=config.search,
@@ -110,7 +120,7 @@ class StudyRecord:
         return {
             "schema": self.schema,
             "name": self.name,
-            "status": self.status,
+            "status": self.status.value,
             "config": self.config,
             "search": self.search,
             "metric": self.metric.name,
@@ -162,7 +172,7 @@ class StudyRecord:
             fields.fail("params", "a list with a non-string", "a list of parameter names")
         return cls(
             name=name,
-            status=status,
+            status=StudyState(status),
             config=config,
             metric=metric,
             search=search,

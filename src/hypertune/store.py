@@ -26,7 +26,7 @@ import pandas as pd
 
 from hypertune.config import check_name
 from hypertune.errors import StudyError
-from hypertune.record import STATUSES, StudyRecord
+from hypertune.record import STATUSES, StudyRecord, StudyState
 
 STUDY_FILE = "study.json"
 RESULTS_FILE = "results.csv"
@@ -118,7 +118,7 @@ def _taken(storage: str | Path, name: str, path: Path) -> StudyError:
             "remove the folder"
         )
     try:
-        finished = read_study(storage, name).status == "finished"
+        finished = read_study(storage, name).status is StudyState.FINISHED
     except StudyError:
         finished = False
     if finished:

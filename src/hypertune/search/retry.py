@@ -21,7 +21,7 @@ from hypertune import provenance, store
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import StudyError
-from hypertune.record import FAILED, StudyRecord
+from hypertune.record import FAILED, StudyRecord, StudyState
 from hypertune.search import cluster
 from hypertune.search.code import load_recorded_code
 from hypertune.search.recorder import RETRY_OF, SEED_KEY, Progress, ProgressFn, ResultRecorder
@@ -42,7 +42,7 @@ def retry_failed(
     store.check_folder(path, "--storage")
     with store.study_lock(path):
         record = store.read_study(storage, name)
-        if record.status != "finished":
+        if record.status is not StudyState.FINISHED:
             raise StudyError(f"study '{name}' has not finished; `resume {name}` finishes it first")
         results = store.read_results(storage, name)
         failed = results[results["status"].isin(FAILED)]
@@ -55,7 +55,7 @@ def retry_failed(
         rows = [{str(k): v for k, v in row.items()} for row in failed.to_dict("records")]
         round_ = 1 + max((int(a.get("retry", 0)) for a in record.attempts), default=0)
         record.attempts.extend(_attempt(row, round_) for row in rows)
-        record.status = "running"
+        record.status = StudyState.RUNNING
         store.write_study(path, record)
         _run(config, data, path, record, rows, round_, address, progress)
     return path
@@ -136,7 +136,7 @@ def _run(
             tuner.fit()
     finally:
         # The study had finished before the retry and still has: every trial has a row.
-        record.status, record.ended = "finished", provenance.now()
+        record.status, record.ended = StudyState.FINISHED, provenance.now()
         store.write_study(path, record)
         if started_here:
             cluster.stop()

@@ -22,7 +22,7 @@ from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import ConfigError, StudyError
 from hypertune.models import Architecture, register_architecture
-from hypertune.record import StudyRecord
+from hypertune.record import StudyRecord, StudyState
 from hypertune.search import cluster
 from hypertune.search.code import load_recorded_code, load_study_code, user_architectures
 from hypertune.search.order import costliest_first, trial_points
@@ -119,7 +119,7 @@ def resume_study(
     store.check_folder(path, "--storage")
     with store.study_lock(path):
         record = store.read_study(storage, name)  # as the last owner left it
-        if record.status == "finished":
+        if record.status is StudyState.FINISHED:
             raise StudyError(
                 f"study '{name}' has finished; nothing to resume (to train its ERROR and NAN "
                 f"trials again: resume {name} --retry-failed)"
@@ -246,7 +246,7 @@ def _execute(
             tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
     except BaseException:
         # Whatever stopped the study, it is not running any more and can be resumed.
-        record.status = "interrupted"
+        record.status = StudyState.INTERRUPTED
         store.write_study(path, record)
         raise
     finally:
@@ -255,10 +255,10 @@ def _execute(
     # Ray ends fit() quietly on Ctrl-C; an unfinished study must stay resumable.
     short = config.search in ("grid", "random") and recorder.finished < config.planned_trials()
     if recorder.incomplete or short:
-        record.status = "interrupted"
+        record.status = StudyState.INTERRUPTED
         store.write_study(path, record)
         raise KeyboardInterrupt(f"study '{record.name}' interrupted")
-    record.status, record.ended = "finished", provenance.now()
+    record.status, record.ended = StudyState.FINISHED, provenance.now()
     store.write_study(path, record)
 
 
