@@ -205,3 +205,25 @@ def test_results_take_the_loops_own_seconds_and_fall_back_to_rays_clock() -> Non
 
     assert row({**metrics, "train_seconds": 1.25})["seconds"] == 1.25
     assert row(metrics)["seconds"] == 9.0  # a result without seconds of its own
+
+
+def _imports(module: str) -> set[str]:
+    """Every hypertune module `module` imports, at its top or inside a function."""
+    import ast
+
+    path = ROOT / "src" / Path(*module.split("."))
+    tree = ast.parse(path.with_suffix(".py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("hypertune")}
+
+
+def test_the_training_modules_import_one_way() -> None:
+    assert "hypertune.train" not in _imports("hypertune.trainers")
+    assert not {"hypertune.train", "hypertune.trainers"} & _imports("hypertune.trial")
+    assert not _imports("hypertune.search.relay")
+    assert "hypertune.search.recorder" not in _imports("hypertune.search.order")
