@@ -117,3 +117,18 @@ def _resume_and_check(tmp_path: Path, results: Path, before: pd.DataFrame) -> No
     assert again.returncode == 2
     assert again.stderr.strip().startswith("error: study 'crash' has finished; nothing to resume")
     assert "resume crash --retry-failed" in again.stderr
+
+
+def test_resume_retry_and_rerun_refuse_changed_data_by_one_check() -> None:
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from hypertune.errors import StudyError
+    from hypertune.search.code import check_same_data
+    from test_store import record
+
+    recorded = record("s")  # fingerprint abc
+    check_same_data(recorded, SimpleNamespace(fingerprint="abc"))
+    check_same_data(replace(recorded, data={}), SimpleNamespace(fingerprint="x"))
+    with pytest.raises(StudyError, match="study 's': the data changed since it ran"):
+        check_same_data(recorded, SimpleNamespace(fingerprint="xyz"))

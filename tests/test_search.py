@@ -210,3 +210,28 @@ def test_grid_runs_every_combination_once_per_seed(tmp_path: Path) -> None:
     # The larger model was handed out first (its trials have the lowest numbers), seed 0 first.
     first = results.sort_values("trial_id").iloc[0]
     assert (first["num_layers"], first["seed"]) == (2, 0)
+
+
+def test_rays_trial_states_become_hypertunes_in_the_recorder_alone() -> None:
+    from types import SimpleNamespace
+
+    from hypertune.record import FAILED, STATUSES, TrialStatus
+    from hypertune.search import trial_row
+
+    config = from_dict({**BASE, "study": {**BASE["study"], "name": "s"}, "space": {"lr": [0.1]}})
+
+    def row(status: str, loss: float) -> dict:
+        trial = SimpleNamespace(
+            trial_id="a_00000",
+            config={"lr": 0.1},
+            last_result={"valid_loss": loss, "training_iteration": 1},
+            status=status,
+            get_error=lambda: "Traceback ...\nValueError: boom",
+        )
+        return trial_row(trial, config.space)
+
+    assert row("TERMINATED", 0.5)["status"] == TrialStatus.FINISHED == "TERMINATED"
+    assert row("TERMINATED", float("nan"))["status"] == TrialStatus.NAN
+    errored = row("ERROR", float("nan"))
+    assert (errored["status"], errored["error"]) == (TrialStatus.ERROR, "ValueError: boom")
+    assert STATUSES == ("TERMINATED", "ERROR", "NAN") and FAILED == ("ERROR", "NAN")  # DESIGN.md
