@@ -45,11 +45,11 @@ def check_address(address: str | None) -> None:
 
 # What a worker of a Ray started here imports before it takes work, so that a trial's actor
 # starts in a process that has torch, Ray Tune and the trainable loaded and torch's one-time
-# costs paid (about 3 s of CPU in each worker).
+# costs paid.
 PRELOAD = ("hypertune.search.preload",)
 
-# Memory one trial's process may take (torch, Ray, the data, the model; about 0.4 GB measured
-# for the reference studies): trials at once never need more than the machine or cluster has.
+# Memory one trial's process may take (torch, Ray, the data, the model, with room to spare):
+# trials at once never need more than the machine or cluster has.
 TRIAL_MEMORY = 2**30
 
 # Ray's switch for its token authentication; "disabled" would let anyone who reaches the machine
@@ -71,10 +71,10 @@ def start(
     A Ray started here (no address) has its workers import :data:`PRELOAD` as soon as they
     start, and Ray starts one per CPU. It keeps as many of them idle as `config` will run
     trials at once (:func:`expected_slots`; without a config, one per CPU), so that a study
-    that cannot use every CPU does not hold a copy of torch (about 225 MB) in each of the
-    others. The number must be set: with Ray's default, in about half of the runs measured,
-    Ray ended the idle workers as Tune reserved the CPUs for its trials, which then started in
-    fresh processes. Ray's usage statistics stay off unless RAY_USAGE_STATS_ENABLED says otherwise.
+    that cannot use every CPU does not hold a copy of torch in each of the others. The number
+    must be set: with Ray's default, Ray could end the idle workers as Tune reserved the CPUs
+    for its trials, which then started in fresh processes. Ray's usage statistics stay off
+    unless RAY_USAGE_STATS_ENABLED says otherwise.
 
     A local Ray keeps Ray's token authentication (Ray's default for a local cluster): a Ray
     started here with RAY_AUTH_MODE=disabled is refused.
@@ -137,8 +137,8 @@ def check_authentication() -> None:
 def stop() -> None:
     """Shut down the Ray that :func:`start` started, in the background.
 
-    Most of `ray.shutdown` is waiting for Ray's processes to exit (about a second), time in
-    which the caller can already read the results and draw the report. The shutdown thread is
+    Most of `ray.shutdown` is waiting for Ray's processes to exit, time in which the caller can
+    already read the results and draw the report. The shutdown thread is
     not a daemon, so the interpreter waits for it before it exits; :func:`start` waits too.
     """
     session = _local.get("session")
@@ -277,8 +277,7 @@ def _skip_callback_telemetry() -> None:
     """Leave out Ray's count of the callbacks passed to a Tuner when usage stats are off.
 
     To classify callbacks for its telemetry, Ray imports its MLflow, W&B and Comet integrations
-    on every `Tuner.fit`; with MLflow installed that alone is half a second of each study's
-    start-up, spent for statistics that are not sent.
+    on every `Tuner.fit`, a cost paid for statistics that are not sent.
     """
     if os.environ.get("RAY_USAGE_STATS_ENABLED") != "0":
         return
