@@ -73,7 +73,7 @@ def trial_row(
     row.update(metrics)
     row["epochs"] = int(result.get("training_iteration", 0) or 0)
     row["seed"] = seed_of(searched)
-    # Our loop times its own training; other trainers fall back to Ray's clock.
+    # Both trainers time their own training; Ray's clock covers a result without it.
     seconds = result.get(SECONDS, result.get("time_total_s", 0.0))
     row["seconds"] = round(float(seconds or 0.0), 3)
     if status is TrialStatus.ERROR:
