@@ -86,6 +86,9 @@ def test_retry_failed_replaces_only_the_failed_rows(
 
     assert main(["resume", "flaky", "--retry-failed", *dirs]) == 2
     assert "no ERROR or NAN trials to retry" in capsys.readouterr().err
+    # With nothing left to retry, plain resume no longer points to --retry-failed.
+    assert main(["resume", "flaky", *dirs]) == 2
+    assert capsys.readouterr().err.strip() == "error: study 'flaky' has finished; nothing to resume"
 
 
 RAY_OOM = """ray.exceptions.ActorDiedError: The actor died unexpectedly before finishing this task.

@@ -22,7 +22,7 @@ from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import ConfigError, StudyError
 from hypertune.models import Architecture, register_architecture
-from hypertune.record import StudyRecord, StudyState
+from hypertune.record import FAILED, StudyRecord, StudyState
 from hypertune.search import cluster
 from hypertune.search.code import load_recorded_code, load_study_code, user_architectures
 from hypertune.search.order import costliest_first, trial_points
@@ -119,13 +119,13 @@ def resume_study(
     store.check_folder(path, "--storage")
     with store.study_lock(path):
         record = store.read_study(storage, name)  # as the last owner left it
+        results = store.read_results(storage, name)  # a damaged table is refused here
         if record.status is StudyState.FINISHED:
-            raise StudyError(
-                f"study '{name}' has finished; nothing to resume (to train its ERROR and NAN "
-                f"trials again: resume {name} --retry-failed)"
-            )
+            failed = int(results["status"].isin(FAILED).sum()) if len(results) else 0
+            hint = f"resume {name} --retry-failed"
+            retry = f" (to train its {failed} ERROR and NAN trials again: {hint})" if failed else ""
+            raise StudyError(f"study '{name}' has finished; nothing to resume{retry}")
         config = record.study_config()
-        store.read_results(storage, name)  # a damaged table is refused before anything starts
         cluster.check_address(address)
         cluster.check_local_resources(config, address)
         data, _ = load_recorded_code(config, record)
