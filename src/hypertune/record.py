@@ -1,22 +1,29 @@
-"""The study record (study.json) and the trial states of results.csv, as typed values.
+"""The study record (study.json) and the rows of results.csv, as typed values.
 
 `StudyRecord` holds each fact of a study once; the keys external tools read (search, metric,
 mode, direction, seeds, params, trials_planned) are derived from it when study.json is written,
 so the file cannot disagree with itself. `StudyRecord.parse` reads every study.json written so
 far: files without a `schema` key (version 0) carry the same keys, less the version.
+`TrialRecord` is one results.csv row: built where a trial ends, read back with `from_row`.
 """
 
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 from hypertune.config import METRICS, Metric, StudyConfig, from_dict
 from hypertune.errors import StudyError
+from hypertune.space import Value
 
 SCHEMA = 1  # the study.json layout this version writes; 0: files from before the key existed
+# results.csv's columns around the searched parameters and the metrics (DESIGN.md).
+LEADING = ["trial_id", "status"]
+TRAILING = ["epochs", "seed", "seconds", "error"]
 
 
 class StudyState(enum.StrEnum):
@@ -45,6 +52,57 @@ class TrialStatus(enum.StrEnum):
 
 STATUSES = tuple(status.value for status in TrialStatus)
 FAILED = tuple(status.value for status in TrialStatus if status.failed)
+
+
+@dataclass
+class TrialRecord:
+    """One results.csv row: how a trial ended, what it was given and what it reported."""
+
+    trial_id: str
+    status: TrialStatus
+    params: dict[str, Value | None]  # the searched parameters, in results.csv's column order
+    metrics: dict[str, float]  # each reported metric at the last epoch, and `<metric>_best`
+    epochs: int  # training iterations done
+    seed: int
+    seconds: float  # the trial's own training time
+    error: str | None = None  # an ERROR trial's message
+
+    def to_row(self) -> dict[str, Any]:
+        """The flat row results.csv is written from (`store.results_columns` orders it)."""
+        row: dict[str, Any] = {"trial_id": self.trial_id, "status": self.status.value}
+        row.update(self.params)
+        row.update(self.metrics)
+        row.update(epochs=self.epochs, seed=self.seed, seconds=self.seconds)
+        if self.error is not None:
+            row["error"] = self.error
+        return row
+
+    @classmethod
+    def from_row(
+        cls, row: Mapping[Any, Any], params: Sequence[str], where: str | Path = "results.csv"
+    ) -> TrialRecord:
+        """The record of a row read back from results.csv (`where`); an empty cell may be NaN.
+
+        Raises:
+            StudyError: a column is missing or holds a value of the wrong kind (the error names
+                `where`, the trial and the column).
+        """
+        cells = _Cells(row, where)
+        status = cells.word("status")
+        if status not in STATUSES:
+            cells.fail("status", f"'{status}'", f"one of {', '.join(STATUSES)}")
+        fixed = {*LEADING, *TRAILING, *params}
+        error = cells.value("error") if "error" in row else None
+        return cls(
+            trial_id=cells.trial,
+            status=TrialStatus(status),
+            params={name: cells.value(name) for name in params},
+            metrics={str(key): cells.number(str(key)) for key in row if key not in fixed},
+            epochs=cells.whole("epochs"),
+            seed=cells.whole("seed"),
+            seconds=cells.number("seconds"),
+            error=None if error is None else str(error),
+        )
 
 
 @dataclass
@@ -189,6 +247,51 @@ class StudyRecord:
             started=fields.get("started", (str, type(None)), None),
             ended=fields.get("ended", (str, type(None)), None),
             schema=SCHEMA,  # written back in this version's layout
+        )
+
+
+class _Cells:
+    """Typed reads of one results.csv row, each failure naming the file, trial and column."""
+
+    def __init__(self, row: Mapping[Any, Any], where: str | Path) -> None:
+        self.row, self.where = row, where
+        self.trial = "?"
+        self.trial = self.word("trial_id")
+
+    def value(self, key: str) -> Any:
+        """The cell as a plain Python value; None for an empty cell."""
+        if key not in self.row:
+            self.fail(key, "missing", "a column of results.csv")
+        value = self.row[key]
+        if hasattr(value, "item"):  # a numpy scalar, as pandas hands them out
+            value = value.item()
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    def word(self, key: str) -> str:
+        value = self.value(key)
+        if value is None or value == "":
+            self.fail(key, "empty", "a value")
+        return str(value)
+
+    def number(self, key: str) -> float:
+        value = self.value(key)
+        if value is None:
+            return math.nan
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(key, repr(value), "a number")
+        return float(value)
+
+    def whole(self, key: str) -> int:
+        value = self.value(key)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, "empty" if value is None else repr(value), "a whole number")
+        return value
+
+    def fail(self, key: str, found: str, expected: str) -> NoReturn:
+        raise StudyError(
+            f"{self.where}: trial '{self.trial}': '{key}' is {found}; expected {expected}"
         )
 
 

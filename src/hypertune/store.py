@@ -26,14 +26,12 @@ import pandas as pd
 
 from hypertune.config import check_name
 from hypertune.errors import StudyError
-from hypertune.record import STATUSES, StudyRecord, StudyState
+from hypertune.record import LEADING, STATUSES, TRAILING, StudyRecord, StudyState
 
 STUDY_FILE = "study.json"
 RESULTS_FILE = "results.csv"
 RAY_DIR = "ray"
 LOCK_FILE = ".lock"
-LEADING = ["trial_id", "status"]
-TRAILING = ["epochs", "seed", "seconds", "error"]
 
 log = logging.getLogger("hypertune")
 
