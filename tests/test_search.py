@@ -215,12 +215,12 @@ def test_grid_runs_every_combination_once_per_seed(tmp_path: Path) -> None:
 def test_rays_trial_states_become_hypertunes_in_the_recorder_alone() -> None:
     from types import SimpleNamespace
 
-    from hypertune.record import FAILED, STATUSES, TrialStatus
-    from hypertune.search import trial_row
+    from hypertune.record import FAILED, STATUSES, TrialRecord, TrialStatus
+    from hypertune.search import trial_record
 
     config = from_dict({**BASE, "study": {**BASE["study"], "name": "s"}, "space": {"lr": [0.1]}})
 
-    def row(status: str, loss: float) -> dict:
+    def row(status: str, loss: float) -> TrialRecord:
         trial = SimpleNamespace(
             trial_id="a_00000",
             config={"lr": 0.1},
@@ -228,10 +228,11 @@ def test_rays_trial_states_become_hypertunes_in_the_recorder_alone() -> None:
             status=status,
             get_error=lambda: "Traceback ...\nValueError: boom",
         )
-        return trial_row(trial, config.space)
+        return trial_record(trial, config.space)
 
-    assert row("TERMINATED", 0.5)["status"] == TrialStatus.FINISHED == "TERMINATED"
-    assert row("TERMINATED", float("nan"))["status"] == TrialStatus.NAN
+    assert row("TERMINATED", 0.5).status is TrialStatus.FINISHED
+    assert row("TERMINATED", 0.5).to_row()["status"] == "TERMINATED"
+    assert row("TERMINATED", float("nan")).status is TrialStatus.NAN
     errored = row("ERROR", float("nan"))
-    assert (errored["status"], errored["error"]) == (TrialStatus.ERROR, "ValueError: boom")
+    assert (errored.status, errored.error) == (TrialStatus.ERROR, "ValueError: boom")
     assert STATUSES == ("TERMINATED", "ERROR", "NAN") and FAILED == ("ERROR", "NAN")  # DESIGN.md

@@ -182,7 +182,7 @@ def test_results_take_the_loops_own_seconds_and_fall_back_to_rays_clock() -> Non
     from types import SimpleNamespace
 
     from hypertune.config import from_dict
-    from hypertune.search import trial_row
+    from hypertune.search import trial_record
 
     config = from_dict(
         {
@@ -193,7 +193,7 @@ def test_results_take_the_loops_own_seconds_and_fall_back_to_rays_clock() -> Non
     )
     metrics = {"valid_loss": 0.5, "valid_loss_best": 0.5, "time_total_s": 9.0}
 
-    def row(result: dict[str, float]) -> dict:
+    def seconds(result: dict[str, float]) -> float:
         trial = SimpleNamespace(
             trial_id="a_00000",
             config={"hidden_size": 4},
@@ -201,10 +201,10 @@ def test_results_take_the_loops_own_seconds_and_fall_back_to_rays_clock() -> Non
             status="TERMINATED",
             get_error=lambda: None,
         )
-        return trial_row(trial, config.space)
+        return trial_record(trial, config.space).seconds
 
-    assert row({**metrics, "train_seconds": 1.25})["seconds"] == 1.25
-    assert row(metrics)["seconds"] == 9.0  # a result without seconds of its own
+    assert seconds({**metrics, "train_seconds": 1.25}) == 1.25
+    assert seconds(metrics) == 9.0  # a result without seconds of its own
 
 
 def _imports(module: str) -> set[str]:

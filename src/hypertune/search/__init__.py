@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hypertune.search.recorder import Progress, ProgressFn, ResultRecorder, trial_row
+    from hypertune.search.recorder import Progress, ProgressFn, ResultRecorder, trial_record
     from hypertune.search.rerun import rerun_trial
     from hypertune.search.retry import retry_failed
     from hypertune.search.run import preflight, resume_study, run_study, train_trial
@@ -25,7 +25,7 @@ _HOMES = {
     "Progress": "recorder",
     "ProgressFn": "recorder",
     "ResultRecorder": "recorder",
-    "trial_row": "recorder",
+    "trial_record": "recorder",
     "rerun_trial": "rerun",
     "retry_failed": "retry",
     "preflight": "run",
@@ -44,7 +44,7 @@ __all__ = [
     "retry_failed",
     "run_study",
     "train_trial",
-    "trial_row",
+    "trial_record",
 ]
 
 

@@ -13,7 +13,7 @@ from ray import tune
 
 from hypertune import store
 from hypertune.config import METRIC_COLUMNS, StudyConfig
-from hypertune.record import FAILED, STATUSES, TrialStatus
+from hypertune.record import FAILED, STATUSES, TrialRecord, TrialStatus
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
 from hypertune.train import SECONDS
 
@@ -56,29 +56,29 @@ def seed_of(config: Mapping[str, Any]) -> int:
     return int(config.get(SEED_KEY, config.get(TRIAL_INDEX, 0)))
 
 
-def trial_row(
+def trial_record(
     trial: Any, specs: Mapping[str, ParamSpec], status: TrialStatus | None = None
-) -> dict[str, Any]:
-    """One results.csv row from a Ray Tune trial that ended (`status`: as known to the caller,
+) -> TrialRecord:
+    """The results.csv row of a Ray Tune trial that ended (`status`: as known to the caller,
     else from Ray's)."""
     result = dict(trial.last_result or {})
     searched = decode_config(trial.config, specs)
-    row: dict[str, Any] = {"trial_id": str(trial.config.get(RETRY_OF, trial.trial_id))}
     metrics = {k: v for k, v in result.items() if k in METRIC_COLUMNS}
     status = status or RAY_STATUS[trial.status]
     if status is TrialStatus.FINISHED and not all(store.finite(v) for v in metrics.values()):
         status = TrialStatus.NAN
-    row["status"] = status.value
-    row.update({name: searched.get(name) for name in specs})
-    row.update(metrics)
-    row["epochs"] = int(result.get("training_iteration", 0) or 0)
-    row["seed"] = seed_of(searched)
     # Both trainers time their own training; Ray's clock covers a result without it.
     seconds = result.get(SECONDS, result.get("time_total_s", 0.0))
-    row["seconds"] = round(float(seconds or 0.0), 3)
-    if status is TrialStatus.ERROR:
-        row["error"] = error_text(trial.get_error())
-    return row
+    return TrialRecord(
+        trial_id=str(trial.config.get(RETRY_OF, trial.trial_id)),
+        status=status,
+        params={name: searched.get(name) for name in specs},
+        metrics=metrics,
+        epochs=int(result.get("training_iteration", 0) or 0),
+        seed=seed_of(searched),
+        seconds=round(float(seconds or 0.0), 3),
+        error=error_text(trial.get_error()) if status is TrialStatus.ERROR else None,
+    )
 
 
 def error_text(text: Any) -> str:
@@ -161,16 +161,16 @@ class ResultRecorder(tune.Callback):
     def _record(self, trial: Any, status: TrialStatus | None) -> None:
         if trial.trial_id in self.kept:
             return
-        row = trial_row(trial, self.config.space, status)
-        if row["status"] == TrialStatus.FINISHED and row["epochs"] < self.config.epochs:
+        record = trial_record(trial, self.config.space, status)
+        if record.status is TrialStatus.FINISHED and record.epochs < self.config.epochs:
             # Stopped by an interrupt (Ray marks such trials TERMINATED): not a result of
             # the full budget. Left out, so that `resume` trains it again.
-            self.incomplete.add(row["trial_id"])
+            self.incomplete.add(record.trial_id)
             return
-        self.rows[row["trial_id"]] = row
-        if row["trial_id"] in self.retry:
-            self.replaced.add(row["trial_id"])
-        self._track_best(row)
+        self.rows[record.trial_id] = record.to_row()
+        if record.trial_id in self.retry:
+            self.replaced.add(record.trial_id)
+        self._track_best(self.rows[record.trial_id])
 
     def _track_best(self, row: Mapping[str, Any]) -> None:
         value: Any = row.get(self.config.metric.objective_column)
