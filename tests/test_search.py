@@ -125,7 +125,7 @@ def test_random_search_is_seeded_and_reruns_identically(tmp_path: Path) -> None:
 
     recorded = first.iloc[-1]
     metrics, row = rerun_trial(tmp_path, "first", str(recorded["trial_id"]))
-    assert int(row["seed"]) == int(recorded["seed"])
+    assert row.seed == int(recorded["seed"])
     assert metrics["valid_loss"] == pytest.approx(recorded["valid_loss"], rel=1e-6)
 
 

@@ -79,7 +79,7 @@ def test_python_api_runs_a_study_of_your_own_model_and_data(
 
     trial = results[1].split(",")[0]
     metrics, row = rerun_trial(tmp_path / "runs", "own", trial)
-    assert metrics["valid_loss"] == pytest.approx(row["valid_loss"], rel=1e-5)
+    assert metrics["valid_loss"] == pytest.approx(row.metrics["valid_loss"], rel=1e-5)
     (tmp_path / "ownnet.py").write_text(MODEL + "\n# edited\n")
     with pytest.raises(ConfigError, match=r"ownnet\.py changed since the study ran"):
         rerun_trial(tmp_path / "runs", "own", trial)

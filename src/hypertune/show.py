@@ -98,9 +98,10 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     record = read_study(args.storage, args.name)
     metrics, row = rerun_trial(args.storage, args.name, args.trial_id)
     names = [record.metric.name, f"{record.metric.name}_best", "accuracy", "valid_loss"]
-    print(f"trial {args.trial_id} of {args.name} (seed {row.get('seed', 0)}):")
+    print(f"trial {args.trial_id} of {args.name} (seed {row.seed}):")
     print(f"{'metric':<18}{'recorded':>12}{'rerun':>12}")
     for name in dict.fromkeys(names):
         if name in metrics:
-            print(f"{name:<18}{float(row.get(name, float('nan'))):>12.6g}{metrics[name]:>12.6g}")
+            recorded = row.metrics.get(name, float("nan"))
+            print(f"{name:<18}{recorded:>12.6g}{metrics[name]:>12.6g}")
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from hypertune import store
 from hypertune.errors import StudyError
+from hypertune.record import TrialRecord
 from hypertune.search.code import load_recorded_code
 from hypertune.space import decode_config
 from hypertune.train import TrainSettings, fit
@@ -17,10 +18,10 @@ SHOWN_IDS = 10  # trial ids an error lists before "..."
 
 def rerun_trial(
     storage: str | Path, name: str, trial_id: str
-) -> tuple[dict[str, float], dict[str, Any]]:
+) -> tuple[dict[str, float], TrialRecord]:
     """Retrain one recorded trial from study.json and results.csv alone, without Ray.
 
-    Returns the new last-epoch metrics and the recorded row.
+    Returns the new last-epoch metrics and the trial's recorded row.
 
     Raises:
         StudyError: no such study or trial, or the data changed since the study ran.
@@ -36,21 +37,20 @@ def rerun_trial(
         raise StudyError(
             f"trial '{trial_id}' not in study '{name}'; its {len(ids)} trials: {known or 'none'}"
         )
-    row = {str(k): v for k, v in match.iloc[0].to_dict().items()}
+    where = store.study_dir(storage, name) / store.RESULTS_FILE
+    recorded = TrialRecord.from_row(match.iloc[0].to_dict(), list(config.space), where)
     data, _ = load_recorded_code(config, record)
-    searched = {p: _native(row[p]) for p in config.space}
+    searched = {p: _native(value) for p, value in recorded.params.items()}
     trial = decode_config({**config.hyperparameters(), **searched}, config.space)
     settings = TrainSettings(
         epochs=config.epochs, threads=max(1, int(config.cpus_per_trial)), trainer=config.trainer
     )
-    metrics = fit(trial, data, settings, seed=int(row.get("seed", 0)))
-    return metrics, row
+    metrics = fit(trial, data, settings, seed=recorded.seed)
+    return metrics, recorded
 
 
 def _native(value: Any) -> Any:
-    """pandas/numpy scalars back to Python values (whole floats read from CSV to ints)."""
-    if hasattr(value, "item"):
-        value = value.item()
+    """Whole floats read from CSV back to ints."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
     return value

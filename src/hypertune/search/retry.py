@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from hypertune import provenance, store
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import StudyError
-from hypertune.record import FAILED, StudyRecord, StudyState
+from hypertune.record import FAILED, StudyRecord, StudyState, TrialRecord
 from hypertune.search import cluster
 from hypertune.search.code import load_recorded_code
 from hypertune.search.recorder import RETRY_OF, SEED_KEY, Progress, ProgressFn, ResultRecorder
@@ -52,37 +51,41 @@ def retry_failed(
         cluster.check_address(address)
         cluster.check_local_resources(config, address)
         data, _ = load_recorded_code(config, record)
-        rows = [{str(k): v for k, v in row.items()} for row in failed.to_dict("records")]
+        where = path / store.RESULTS_FILE
+        trials = [
+            TrialRecord.from_row(row, list(config.space), where)
+            for row in failed.to_dict("records")
+        ]
         round_ = 1 + max((int(a.get("retry", 0)) for a in record.attempts), default=0)
-        record.attempts.extend(_attempt(row, round_) for row in rows)
+        record.attempts.extend(_attempt(trial, round_) for trial in trials)
         record.status = StudyState.RUNNING
         store.write_study(path, record)
-        _run(config, data, path, record, rows, round_, address, progress)
+        _run(config, data, path, record, trials, round_, address, progress)
     return path
 
 
-def _attempt(row: Mapping[str, Any], round_: int) -> dict[str, Any]:
+def _attempt(trial: TrialRecord, round_: int) -> dict[str, Any]:
     """What study.json keeps of an attempt that a retry replaces."""
-    kept = {key: _plain(row.get(key)) for key in ("trial_id", "status", "error", "epochs")}
-    return {**kept, "seconds": _plain(row.get("seconds")), "retry": round_}
+    return {
+        "trial_id": trial.trial_id,
+        "status": trial.status.value,
+        "error": trial.error,
+        "epochs": trial.epochs,
+        "seconds": trial.seconds if math.isfinite(trial.seconds) else None,
+        "retry": round_,
+    }
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def _points(config: StudyConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _points(config: StudyConfig, trials: list[TrialRecord]) -> list[dict[str, Any]]:
     """Each failed trial's configuration, seed, and the row it replaces."""
     points = []
-    for row in rows:
-        point = {name: _plain(row[name]) for name in config.space}
+    for trial in trials:
+        point: dict[str, Any] = dict(trial.params)
         for name, spec in config.space.items():
             if spec.integer and isinstance(point[name], float):
                 point[name] = round(point[name])
-        point[SEED_KEY] = int(row.get("seed", 0) or 0)
-        point[RETRY_OF] = str(row["trial_id"])
+        point[SEED_KEY] = trial.seed
+        point[RETRY_OF] = trial.trial_id
         points.append(point)
     return points
 
@@ -92,7 +95,7 @@ def _run(
     data: DataBundle,
     path: Path,
     record: StudyRecord,
-    rows: list[dict[str, Any]],
+    trials: list[TrialRecord],
     round_: int,
     address: str | None,
     progress: ProgressFn | None,
@@ -102,12 +105,12 @@ def _run(
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
     for key, value in RESULT_BUFFER.items():
         os.environ.setdefault(key, value)
-    points = _points(config, rows)
+    points = _points(config, trials)
     started_here = False
     try:
         started_here = cluster.start(address, config)
         slots = cluster.free_slots(config)
-        ids = [str(row["trial_id"]) for row in rows]
+        ids = [trial.trial_id for trial in trials]
         recorder = ResultRecorder(config, path, Progress(len(points)), progress, retry=ids)
         space = {
             key: tune.choice(list(dict.fromkeys(point[key] for point in points)))
