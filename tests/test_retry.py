@@ -54,6 +54,7 @@ width = [4, 8]
 """
 
 
+@pytest.mark.slow  # two studies through Ray
 def test_retry_failed_replaces_only_the_failed_rows(
     ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

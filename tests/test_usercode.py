@@ -59,6 +59,7 @@ def _write(folder: Path) -> None:
     (folder / "owndata.py").write_text(DATA)
 
 
+@pytest.mark.slow  # a whole study through Ray
 def test_python_api_runs_a_study_of_your_own_model_and_data(
     ray_session: None, tmp_path: Path
 ) -> None:
