@@ -28,9 +28,9 @@ def test_a_client_without_the_token_cannot_run_code_on_a_study_ray(
         f"def write():\n    open({str(target)!r}, 'w').write('x')\n"
         "ray.get(write.remote(), timeout=30)\n"
     )
-    # No token anywhere: another home folder, no RAY_* variables, authentication switched off.
+    # A stranger's client as Ray sets it up by default: no token file, no RAY_* variables.
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(HOME=str(tmp_path), RAY_AUTH_MODE="disabled")
+    env.update(HOME=str(tmp_path))
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180
     )
