@@ -61,6 +61,8 @@ else:
         time.sleep(0.5)
         counts = (len(workers()), len(workers(loaded_torch=True)))
     print(*counts)
+    cluster.stop()
+    cluster.wait_stopped()  # and its session folder is removed
 """
 
 
