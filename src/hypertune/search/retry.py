@@ -10,7 +10,6 @@ earlier attempt is kept in study.json (`attempts`), and every finished row stays
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from hypertune.record import FAILED, StudyRecord, StudyState, TrialRecord
 from hypertune.search import cluster
 from hypertune.search.code import load_recorded_code
 from hypertune.search.recorder import RETRY_OF, SEED_KEY, Progress, ProgressFn, ResultRecorder
-from hypertune.search.run import CHECKPOINT_PERIOD_S, RESULT_BUFFER, loggers, make_trainable
+from hypertune.search.run import loggers, make_trainable, make_tuner, set_tune_environment
 
 
 def retry_failed(
@@ -102,9 +101,7 @@ def _run(
 ) -> None:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
-    for key, value in RESULT_BUFFER.items():
-        os.environ.setdefault(key, value)
+    set_tune_environment()
     points = _points(config, trials)
     started_here = False
     try:
@@ -116,24 +113,15 @@ def _run(
             key: tune.choice(list(dict.fromkeys(point[key] for point in points)))
             for key in points[0]
         }
-        tuner = tune.Tuner(
+        tuner = make_tuner(
+            config,
             make_trainable(config, data, {}),
-            param_space=space,
-            tune_config=tune.TuneConfig(
-                metric=config.metric.objective_column,
-                mode=config.metric.direction,
-                search_alg=BasicVariantGenerator(points_to_evaluate=points, max_concurrent=slots),
-                num_samples=len(points),
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=f"retry-{round_}",
-                storage_path=str((path / store.RAY_DIR).resolve()),
-                verbose=0,
-                callbacks=[recorder, *loggers(path, config, record)],
-                log_to_file=True,
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-            ),
+            space,
+            BasicVariantGenerator(points_to_evaluate=points, max_concurrent=slots),
+            len(points),
+            path / store.RAY_DIR,
+            f"retry-{round_}",
+            [recorder, *loggers(path, config, record)],
         )
         with cluster.trial_workers():
             tuner.fit()

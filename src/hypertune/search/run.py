@@ -214,9 +214,7 @@ def _execute(
     progress: ProgressFn | None,
     restore: bool,
 ) -> None:
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
-    for name, value in RESULT_BUFFER.items():
-        os.environ.setdefault(name, value)
+    set_tune_environment()
     started_here = False
     try:
         started_here = cluster.start(address, config)
@@ -260,6 +258,13 @@ def _execute(
         raise KeyboardInterrupt(f"study '{record.name}' interrupted")
     record.status, record.ended = StudyState.FINISHED, provenance.now()
     store.write_study(path, record)
+
+
+def set_tune_environment() -> None:
+    """Tune's checkpoint period and result buffering, unless the environment sets them."""
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
+    for name, value in RESULT_BUFFER.items():
+        os.environ.setdefault(name, value)
 
 
 def make_trainable(
@@ -321,19 +326,36 @@ def _new_tuner(
     metric = config.metric.objective_column
     mode = config.metric.direction
     search_alg, num_samples = _searcher(config, data, space, metric, mode, slots)
+    return make_tuner(
+        config, trainable, space, search_alg, num_samples, path, store.RAY_DIR, callbacks
+    )
+
+
+def make_tuner(
+    config: StudyConfig,
+    trainable: Any,
+    space: dict[str, Any],
+    search_alg: Any,
+    num_samples: int,
+    parent: Path,
+    name: str,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """The one way a study builds its Tuner: FIFO, reused actors, failed trials recorded and
+    the study going on, the experiment in `parent`/`name`."""
     return tune.Tuner(
         trainable,
         param_space=space,
         tune_config=tune.TuneConfig(
-            metric=metric,
-            mode=mode,
+            metric=config.metric.objective_column,
+            mode=config.metric.direction,
             search_alg=search_alg,
             num_samples=num_samples,
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=store.RAY_DIR,
-            storage_path=str(path.resolve()),
+            name=name,
+            storage_path=str(parent.resolve()),
             verbose=0,
             callbacks=callbacks,
             log_to_file=True,
