@@ -327,3 +327,19 @@ def test_a_report_folder_that_is_a_file_is_one_error_line(
         capsys.readouterr().err.strip()
         == f"error: --out: {tmp_path / 'afile'} is a file, not a folder"
     )
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_a_report_folder_gets_the_mode_the_umask_allows(tmp_path: Path, mask: int) -> None:
+    from hypertune.report.files import publish
+
+    def build(staging: Path) -> list[Path]:
+        (staging / "report.md").write_text("x")
+        return [staging / "report.md"]
+
+    old = os.umask(mask)
+    try:
+        publish(tmp_path / "reports" / "s", build)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "reports" / "s").stat().st_mode) == 0o777 & ~mask

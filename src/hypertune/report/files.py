@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from hypertune.store import current_umask
+
 _RENAME_EXCHANGE = 2  # renameat2 flag (Linux 3.15+): swap two paths atomically
 _AT_FDCWD = -100
 
@@ -30,6 +32,8 @@ def publish(folder: Path, build: Callable[[Path], list[Path]]) -> list[Path]:
     clean_stale(folder)
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{folder.name}.new-{os.getpid()}-"))
     try:
+        # mkdtemp makes the folder private (0700); the report folder gets what the umask allows.
+        staging.chmod(0o777 & ~current_umask())
         written = build(staging)
         _sync(staging)
         old = _swap(staging, folder)
