@@ -10,7 +10,6 @@ and `resume_study` picks up the rest from Ray's experiment checkpoint.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,21 +33,13 @@ from hypertune.search.recorder import (
     seed_of,
 )
 from hypertune.search.relay import relay
-from hypertune.search.tblog import MetricsTensorBoard
+from hypertune.search.tuner import loggers, make_tuner, set_tune_environment
 from hypertune.space import ParamSpec, bayes_domains, decode_config, to_domain
 from hypertune.train import TrainSettings, check_config, fit
 
 PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
 # The largest model one trial may build: with Adam's two moments about 1.6 GB of float32.
 MAX_PARAMETERS = 100_000_000
-# Seconds between Ray's experiment checkpoints (Ray's "auto" waits 10 s or more): a driver
-# killed mid-study loses at most this much of the trial table that `resume` restores.
-CHECKPOINT_PERIOD_S = "1"
-# Tune's result buffering: a trial hands the driver its epochs in batches of up to 8, or what
-# arrived within 8 s, in one remote call instead of one call per epoch (benchmarks/results.md
-# has the gain). Every epoch is still reported and logged; a trial's end is never held back.
-# Both settings are 8 because Ray 2.60 passes the two to the trial in swapped order.
-RESULT_BUFFER = {"TUNE_RESULT_BUFFER_LENGTH": "8", "TUNE_RESULT_BUFFER_MIN_TIME_S": "8"}
 
 
 def run_study(
@@ -260,13 +251,6 @@ def _execute(
     store.write_study(path, record)
 
 
-def set_tune_environment() -> None:
-    """Tune's checkpoint period and result buffering, unless the environment sets them."""
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
-    for name, value in RESULT_BUFFER.items():
-        os.environ.setdefault(name, value)
-
-
 def make_trainable(
     config: StudyConfig, data: DataBundle, finished: Mapping[str, Mapping[str, float]]
 ) -> Any:
@@ -291,27 +275,6 @@ def make_trainable(
     )
 
 
-def loggers(path: Path, config: StudyConfig, record: StudyRecord) -> list[Any]:
-    """TensorBoard logs of the metrics, and MLflow when the study asked for it.
-
-    Ray adds its CSV and JSON loggers itself (progress.csv, result.json in each trial folder).
-    """
-    tensorboard: list[Any] = [MetricsTensorBoard()]
-    if not record.mlflow:
-        return tensorboard
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
-
-    return [
-        *tensorboard,
-        MLflowLoggerCallback(
-            tracking_uri=(path / "mlflow").resolve().as_uri(),
-            experiment_name=config.name,
-            tags={"study": config.name, "search": config.search},
-            save_artifact=False,
-        ),
-    ]
-
-
 def _new_tuner(
     config: StudyConfig,
     data: DataBundle,
@@ -328,39 +291,6 @@ def _new_tuner(
     search_alg, num_samples = _searcher(config, data, space, metric, mode, slots)
     return make_tuner(
         config, trainable, space, search_alg, num_samples, path, store.RAY_DIR, callbacks
-    )
-
-
-def make_tuner(
-    config: StudyConfig,
-    trainable: Any,
-    space: dict[str, Any],
-    search_alg: Any,
-    num_samples: int,
-    parent: Path,
-    name: str,
-    callbacks: list[Any] | None = None,
-) -> Any:
-    """The one way a study builds its Tuner: FIFO, reused actors, failed trials recorded and
-    the study going on, the experiment in `parent`/`name`."""
-    return tune.Tuner(
-        trainable,
-        param_space=space,
-        tune_config=tune.TuneConfig(
-            metric=config.metric.objective_column,
-            mode=config.metric.direction,
-            search_alg=search_alg,
-            num_samples=num_samples,
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=str(parent.resolve()),
-            verbose=0,
-            callbacks=callbacks,
-            log_to_file=True,
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-        ),
     )
 
 
