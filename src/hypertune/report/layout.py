@@ -31,11 +31,14 @@ WRAP = 108  # characters per line of small header text
 
 
 def write_page(content: ReportContent, path: Path) -> Path:
-    """Draw the report on one A4 page and save it as a PDF (one figure, so one page)."""
+    """Draw the report on one A4 page and save it as a PDF (one figure, so one page).
+
+    The PDF carries no creation date, so the same results give the same bytes.
+    """
     plt = pyplot()
     fig = draw_page(content)
     try:
-        fig.savefig(path, format="pdf")
+        fig.savefig(path, format="pdf", metadata={"CreationDate": None})
     finally:
         plt.close(fig)
     return path
