@@ -45,6 +45,7 @@ _TABLES = {
         "seeds",
         "trainer",
         "scheduler",
+        "fuse",
     },
     "model": None,  # any scalar; the model factory and trainer check the names
     "space": None,  # any parameter name; each value is a spec
@@ -94,6 +95,8 @@ class StudyConfig:
     gpus_per_trial: float = 0.0
     max_concurrent: int = 0  # 0: as many as the resources allow
     report: dict[str, Any] = field(default_factory=dict)  # default report metric/x/y/agg
+    # Grid and random trials of one shape train together as fused packs (False: each alone).
+    fuse: bool = True
     # Where `module:callable` references are looked up first (the study file's folder).
     code_dir: str | None = field(default=None, compare=False)
     # The space of the study a --smoke run stands for: preflight checks all of it.
@@ -120,6 +123,7 @@ class StudyConfig:
             "samples": self.samples,
             "seeds": self.seeds,
             "trainer": self.trainer,
+            "fuse": self.fuse,
         }
         resources = {
             "cpus_per_trial": self.cpus_per_trial,
@@ -297,6 +301,7 @@ def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
         gpus_per_trial=_resource(resources, "gpus_per_trial", 0.0, minimum=0.0),
         max_concurrent=_whole(resources, "max_concurrent"),
         report=_report_settings(raw.get("report", {})),
+        fuse=_flag(study, "study.fuse", True),
     )
     _check_size(config)
     return config
@@ -370,6 +375,15 @@ def _positive_int(table: Mapping[str, Any], where: str, default: int) -> int:
     value = table.get(where.split(".")[-1], default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{where}: expected a whole number >= 1, got {value!r}")
+    return value
+
+
+def _flag(table: Mapping[str, Any], where: str, default: bool) -> bool:
+    """A true/false key."""
+    key = where.rpartition(".")[2]
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
     return value
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from hypertune.data import DataBundle
+from hypertune.fused import fit_pack, pack_key
 from hypertune.models import create_model, resolve_config
 from hypertune.trial import (
     SECONDS,
@@ -30,7 +31,16 @@ from hypertune.trial import (
 )
 
 # Re-exported: callers of `fit` take its settings and report names from here.
-__all__ = ["SECONDS", "Report", "TrainSettings", "check_config", "evaluate", "fit", "warm_up"]
+__all__ = [
+    "SECONDS",
+    "Report",
+    "TrainSettings",
+    "check_config",
+    "evaluate",
+    "fit",
+    "fit_module",
+    "warm_up",
+]
 
 
 def check_config(config: Mapping[str, Any]) -> None:
@@ -52,11 +62,33 @@ def fit(
     running best of each (`<name>_best`) and the trial's training seconds so far (`SECONDS`),
     whichever trainer `settings` names. A non-finite loss ends the trial after reporting it:
     further epochs cannot recover, and the store marks such a trial NAN.
+
+    A model that fuses (:func:`hypertune.fused.pack_key`) trains as a pack of one, so that it
+    trains exactly as it would as a member of a fused pack.
     """
     if settings.trainer == "mltrainer":
         from hypertune.trainers import fit_mltrainer  # imports mlflow: only when asked for
 
         return fit_mltrainer(config, data, settings, seed, report)
+    if pack_key(config, data) is not None:
+        # A pack of one: the trial trains exactly as it does as a member of a fused pack.
+        def each(epoch: list[dict[str, float] | None]) -> None:
+            if report is not None and epoch[0] is not None:
+                report(epoch[0])
+
+        return fit_pack([config], data, settings, [seed], report=each)[0]
+    return fit_module(config, data, settings, seed, report)
+
+
+def fit_module(
+    config: Mapping[str, Any],
+    data: DataBundle,
+    settings: TrainSettings,
+    seed: int = 0,
+    report: Report | None = None,
+) -> dict[str, float]:
+    """`fit` as one `nn.Module` stepped by torch's optimizer: how a model that does not fuse
+    trains (and, in float64, what a fused member's training equals)."""
     keys = trainer_keys(config)
     started = start(settings, seed)
     device = torch.device(settings.device)

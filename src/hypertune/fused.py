@@ -1,0 +1,314 @@
+"""Fused training: the trials of a pack trained as one batched model (`torch.func`).
+
+Members of a pack share the data, the epochs, the batch size, the optimizer kind and every model
+key but dropout; they may differ in seed, learning rate, weight decay, momentum and dropout.
+Their weights are stacked and one `vmap`-ed step trains them all, so a pack of 16 small models
+costs little more per step than one.
+
+Every member keeps its own randomness: its weights are initialised from its seed as a lone trial's
+are, its batch order comes from its own generator, and its dropout masks from another, drawn for
+it alone. Its optimizer step is torch's, with its own learning rate, weight decay and momentum.
+So a member trains exactly as it would alone, whatever else is in its pack: `fit` trains such a
+trial as a pack of one, and a member whose loss stops being finite is left out of the pack's
+loss and reported no more, while the others train on.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from hypertune.data import DataBundle
+from hypertune.models import create_model, resolve_config
+from hypertune.trial import (
+    SECONDS,
+    TrainSettings,
+    batch_count,
+    start,
+    trainer_keys,
+    update_best,
+)
+
+# Architectures whose models fuse exactly (every layer has a batching rule; no packed sequences).
+FUSED_ARCHITECTURES = ("mlp", "cnn")
+# What members of one pack may differ in (besides the seed).
+MEMBER_KEYS = ("lr", "weight_decay", "momentum", "dropout")
+# Offset of a member's dropout stream from its seed (its batch order uses the seed itself).
+DROPOUT_STREAM = 0x5EED_D0
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch's defaults, as the lone trial uses them
+
+# One epoch of a pack: each member's metrics, or None for a member that has ended.
+PackReport = Callable[[list[dict[str, float] | None]], None]
+
+
+def pack_key(config: Mapping[str, Any], data: DataBundle) -> tuple[Any, ...] | None:
+    """Trials with equal keys may train in one pack; None: this trial trains alone.
+
+    The key is every model and trainer key of the trial but :data:`MEMBER_KEYS`, and whether
+    it drops out at all (a builder may leave its dropout layers out where dropout is 0).
+    """
+    if data.lengths_train is not None:
+        return None  # sequences of varying length: their models take lengths, not fused
+    resolved = resolve_config(config)
+    if resolved["architecture"] not in FUSED_ARCHITECTURES:
+        return None
+    keys = trainer_keys(config)
+    model = tuple(sorted((k, v) for k, v in resolved.items() if k not in MEMBER_KEYS))
+    dropout = ("dropout", float(resolved.get("dropout", 0.0)) > 0)
+    return (*model, dropout, ("optimizer", keys.optimizer), ("batch_size", keys.batch_size))
+
+
+def fit_pack(
+    configs: Sequence[Mapping[str, Any]],
+    data: DataBundle,
+    settings: TrainSettings,
+    seeds: Sequence[int],
+    report: PackReport | None = None,
+) -> list[dict[str, float]]:
+    """Train every configuration of one pack (equal :func:`pack_key`) for `settings.epochs`.
+
+    Returns each member's last metrics (those of its last epoch), in the order given. Each epoch
+    reports, per member, what `hypertune.train.fit` reports for a lone trial.
+    """
+    if len(configs) != len(seeds) or not configs:
+        raise ValueError("fit_pack: one seed per configuration, and at least one configuration")
+    if len({pack_key(c, data) for c in configs}) != 1 or pack_key(configs[0], data) is None:
+        raise ValueError("fit_pack: these configurations cannot train as one pack")
+    started = start(settings, seeds[0])
+    device = torch.device(settings.device)
+    data = data.to(device)
+    pack = _Pack(configs, data, seeds, device)
+    count, size = len(data.y_train), pack.batch_size
+    last: list[dict[str, float]] = [{} for _ in configs]
+    best: list[dict[str, float]] = [{} for _ in configs]
+    for _ in range(settings.epochs):
+        train_losses = pack.train_epoch(count, size)
+        valid_losses, accuracies = pack.evaluate()
+        seconds = time.perf_counter() - started
+        epoch: list[dict[str, float] | None] = []
+        for k in range(len(configs)):
+            if not pack.active[k]:
+                epoch.append(None)
+                continue
+            metrics = {
+                "train_loss": train_losses[k],
+                "valid_loss": valid_losses[k],
+                "accuracy": accuracies[k],
+            }
+            best[k] = update_best(best[k], metrics)
+            metrics.update({f"{name}_best": v for name, v in best[k].items()})
+            last[k] = metrics
+            epoch.append({**metrics, SECONDS: seconds})
+            if not all(math.isfinite(metrics[name]) for name in ("train_loss", "valid_loss")):
+                pack.active[k] = False  # ends after this report, as a lone trial does
+        if report is not None:
+            report(epoch)
+        if not any(pack.active):
+            break
+    return last
+
+
+class _Noise(nn.Module):
+    """Dropout with a given mask: multiplies by its `noise` buffer while training."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("noise", torch.ones(()), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        noise: torch.Tensor = self.noise  # type: ignore[assignment]
+        return x * noise if self.training else x
+
+
+class _Pack:
+    """The stacked weights, buffers, generators and optimizer state of one pack."""
+
+    def __init__(
+        self,
+        configs: Sequence[Mapping[str, Any]],
+        data: DataBundle,
+        seeds: Sequence[int],
+        device: torch.device,
+    ) -> None:
+        self.data = data
+        models = []
+        for config, seed in zip(configs, seeds, strict=True):
+            torch.manual_seed(seed)  # the weights a lone trial with this seed starts from
+            models.append(create_model(config, data.input_shape, data.num_classes).to(device))
+        self.dropout = [float(resolve_config(c).get("dropout", 0.0)) for c in configs]
+        self.template = copy.deepcopy(models[0]).to("meta")
+        self.noise_names = self._replace_dropout(self.template, any(self.dropout))
+        self.params, self.buffers = stack_module_state(models)
+        self.shuffle = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.masks = [torch.Generator().manual_seed(int(s) + DROPOUT_STREAM) for s in seeds]
+        self.active = [True] * len(configs)
+        keys = [trainer_keys(c) for c in configs]
+        self.batch_size = keys[0].batch_size
+        self.optimizer = _StackedOptimizer(self.params, keys)
+        self.noise_shapes: dict[int, list[tuple[int, ...]]] = {}
+
+        def forward(
+            params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor
+        ) -> torch.Tensor:
+            return functional_call(self.template, (params, buffers), (x,))
+
+        self.forward = vmap(forward, in_dims=(0, 0, 0), randomness="error")
+        self.forward_shared = vmap(forward, in_dims=(0, 0, None), randomness="error")
+
+    @staticmethod
+    def _replace_dropout(template: nn.Module, noisy: bool) -> list[str]:
+        """Dropout layers become :class:`_Noise` (masks drawn per member), or nothing where
+        no member drops out; returns the names of the noise buffers."""
+        names = []
+        for name, module in list(template.named_modules()):
+            if not isinstance(module, nn.Dropout):
+                continue
+            parent_name, _, child = name.rpartition(".")
+            parent = template.get_submodule(parent_name) if parent_name else template
+            setattr(parent, child, _Noise() if noisy else nn.Identity())
+            if noisy:
+                names.append(f"{name}.noise")
+        return names
+
+    def _shapes(self, batch: int) -> list[tuple[int, ...]]:
+        """The input shape of each dropout layer for a batch of `batch` examples."""
+        if batch not in self.noise_shapes:
+            shapes: list[tuple[int, ...]] = []
+            probe = copy.deepcopy(self.template)  # on meta: no compute, no state touched
+            for module in probe.modules():
+                if isinstance(module, _Noise):
+                    module.register_forward_hook(
+                        lambda _m, args, _out: shapes.append(tuple(args[0].shape))
+                    )
+            probe.train()
+            with torch.no_grad():
+                probe(torch.empty((batch, *self.data.input_shape), device="meta"))
+            self.noise_shapes[batch] = shapes
+        return self.noise_shapes[batch]
+
+    def _noise(self, batch: int) -> dict[str, torch.Tensor]:
+        """Each member's dropout masks for one step, drawn from its own generator."""
+        if not self.noise_names:
+            return {}
+        out = {}
+        device = self.data.x_train.device
+        dtype = self.data.x_train.dtype
+        for name, shape in zip(self.noise_names, self._shapes(batch), strict=True):
+            masks = []
+            for k, p in enumerate(self.dropout):
+                if p == 0:
+                    masks.append(torch.ones(shape, dtype=dtype))
+                    continue
+                mask = torch.empty(shape, dtype=dtype).bernoulli_(1 - p, generator=self.masks[k])
+                masks.append(mask.div_(1 - p))
+            out[name] = torch.stack(masks).to(device)
+        return out
+
+    def train_epoch(self, count: int, size: int) -> list[float]:
+        self.template.train()
+        device = self.data.x_train.device
+        orders = torch.stack([torch.randperm(count, generator=g) for g in self.shuffle]).to(device)
+        active = torch.tensor(self.active, device=device)
+        total = torch.zeros(len(self.active), device=device, dtype=torch.float64)
+        for step in range(batch_count(count, size)):
+            idx = orders[:, step * size : (step + 1) * size]
+            x, y = self.data.x_train[idx], self.data.y_train[idx]
+            buffers = {**self.buffers, **self._noise(idx.shape[1])}
+            logits = self.forward(self.params, buffers, x)
+            losses = _member_losses(logits, y)
+            self.optimizer.zero_grad()
+            losses[active].sum().backward()
+            self.optimizer.step()
+            total += losses.detach().to(torch.float64) * idx.shape[1]
+        return (total / count).tolist()  # one device sync per epoch
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[list[float], list[float]]:
+        self.template.eval()
+        logits = self.forward_shared(self.params, self.buffers, self.data.x_valid)
+        y = self.data.y_valid.expand(logits.shape[0], -1)
+        losses = _member_losses(logits, y)
+        accuracy = (logits.argmax(dim=2) == y).float().mean(dim=1)
+        return losses.tolist(), accuracy.tolist()
+
+
+# Each member's mean cross-entropy over its batch: [members, batch, classes] -> [members].
+_member_losses = vmap(nn.functional.cross_entropy)
+
+
+class _StackedOptimizer:
+    """torch's Adam, AdamW or SGD step, member by member within stacked weights.
+
+    The arithmetic is torch's single-tensor step, in the same order; only the learning rate,
+    weight decay and momentum come per member.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], keys: Sequence[Any]) -> None:
+        self.params = list(params.values())
+        self.kind = keys[0].optimizer
+        self.lr = [k.lr for k in keys]
+        self.weight_decay = [k.weight_decay for k in keys]
+        self.momentum = [k.momentum for k in keys]
+        self.steps = 0
+        self.state: list[dict[str, torch.Tensor]] = [{} for _ in self.params]
+        self._tensors: dict[tuple[Any, ...], torch.Tensor] = {}
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def _per_member(self, values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+        """`values` (one per member) shaped to scale each member's slice of `like`."""
+        key = (tuple(values), like.dim(), like.dtype, like.device)
+        if key not in self._tensors:
+            shape = (len(values),) + (1,) * (like.dim() - 1)
+            tensor = torch.tensor(values, dtype=like.dtype, device=like.device)
+            self._tensors[key] = tensor.view(shape)
+        return self._tensors[key]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        for param, state in zip(self.params, self.state, strict=True):
+            if param.grad is None:
+                continue
+            if self.kind == "sgd":
+                self._sgd(param, param.grad, state)
+            else:
+                self._adam(param, param.grad, state)
+
+    def _sgd(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
+        grad = grad + param * self._per_member(self.weight_decay, param)
+        if "buffer" not in state:
+            state["buffer"] = grad.clone()
+        else:
+            state["buffer"].mul_(self._per_member(self.momentum, param)).add_(grad)
+        param.add_(self._per_member([-lr for lr in self.lr], param) * state["buffer"])
+
+    def _adam(
+        self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]
+    ) -> None:
+        beta1, beta2 = ADAM_BETAS
+        if self.kind == "adamw":
+            decay = [1 - lr * wd for lr, wd in zip(self.lr, self.weight_decay, strict=True)]
+            param.mul_(self._per_member(decay, param))
+        else:
+            grad = grad + param * self._per_member(self.weight_decay, param)
+        if not state:
+            state["exp_avg"] = torch.zeros_like(param)
+            state["exp_avg_sq"] = torch.zeros_like(param)
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias_correction1 = 1 - beta1**self.steps
+        bias_correction2_sqrt = (1 - beta2**self.steps) ** 0.5
+        step_size = self._per_member([-lr / bias_correction1 for lr in self.lr], param)
+        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(ADAM_EPS)
+        param.add_(step_size * exp_avg / denom)
