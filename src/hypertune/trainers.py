@@ -1,11 +1,11 @@
 """mltrainer, the course's trainer, as an alternative to hypertune's own loop.
 
-`trainer = "mltrainer"` in `[study]` trains with mltrainer's `Trainer` and `ReportTypes.RAY`, with
-its early stopping and its learning-rate scheduler off, so every trial gets the same budget. Its
-Ray reporter speaks mltrainer's names (`test_loss`, `Accuracy`); a small bridge renames them to
-the metrics every hypertune study reports (train_loss, valid_loss, accuracy, `<name>_best` and
-the trial's training seconds). mltrainer imports mlflow when loaded, so it is imported only on
-this path.
+`trainer = "mltrainer"` in `[study]` trains with mltrainer's `Trainer`, with its early stopping
+and its learning-rate scheduler off, so every trial gets the same budget. mltrainer hands each
+epoch to every reporter in `Trainer.reporters` in its own names (`test_loss`, `Accuracy`); a small
+reporter of ours, added there, renames them to the metrics every hypertune study reports
+(train_loss, valid_loss, accuracy, `<name>_best` and the trial's training seconds) and passes them
+on to Ray Tune. mltrainer imports mlflow when loaded, so it is imported only on this path.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ class TensorBatches:
 
 
 class MetricBridge:
-    """Stands in for `ray.tune` inside mltrainer's RayReporter and renames its metrics."""
+    """An mltrainer reporter (its `Reporter.report` interface) that renames mltrainer's metrics
+    to hypertune's and hands them to `report` (in a trial: Ray Tune's)."""
 
     def __init__(self, report: Report | None, started: float) -> None:
         self.forward = report
@@ -89,11 +90,13 @@ class MetricBridge:
         self.best: dict[str, float] = {}
         self.metrics: dict[str, float] = {}
 
-    def report(self, values: dict[str, Any]) -> None:
+    def report(
+        self, epoch: int, train_loss: float, test_loss: float, metric_dict: dict[str, float]
+    ) -> None:
         metrics = {
-            "train_loss": float(values["train_loss"]),
-            "valid_loss": float(values["test_loss"]),
-            "accuracy": float(values["Accuracy"]),
+            "train_loss": float(train_loss),
+            "valid_loss": float(test_loss),
+            "accuracy": float(metric_dict["Accuracy"]),
         }
         self.best = update_best(self.best, metrics)
         metrics.update({f"{k}_best": v for k, v in self.best.items()})
@@ -122,9 +125,8 @@ def fit_mltrainer(
     """Train one configuration with mltrainer's Trainer; same contract as `train.fit`."""
     try:
         from loguru import logger
-        from mltrainer import ReportTypes, Trainer, TrainerSettings
+        from mltrainer import Trainer, TrainerSettings
         from mltrainer.metrics import Accuracy
-        from mltrainer.trainer import RayReporter
     except ImportError as exc:
         raise ConfigError(f"study.trainer: mltrainer cannot be imported ({exc})") from exc
     logger.disable("mltrainer")
@@ -142,7 +144,7 @@ def fit_mltrainer(
             logdir=Path(logdir),
             train_steps=len(train),
             valid_steps=len(valid),
-            reporttypes=[ReportTypes.RAY],
+            reporttypes=[],  # the one reporter is ours (below), not mltrainer's Ray reporter
             optimizer_kwargs=_optimizer_kwargs(optimizer),
             scheduler_kwargs=None,
             earlystop_kwargs=None,  # early stopping would give trials unequal budgets
@@ -157,9 +159,7 @@ def fit_mltrainer(
             scheduler=None,
             device=settings.device,
         )
-        for reporter in trainer.reporters:
-            if isinstance(reporter, RayReporter):
-                reporter._tune = bridge
+        trainer.reporters.append(bridge)  # mltrainer reports each epoch to its reporters
         # tqdm bars would interleave with the CLI's progress line; the metrics come via `report`.
         with contextlib.redirect_stderr(io.StringIO()):
             trainer.loop()
