@@ -145,13 +145,17 @@ class _Pack:
         self.dropout = [float(resolve_config(c).get("dropout", 0.0)) for c in configs]
         self.template = copy.deepcopy(models[0]).to("meta")
         self.noise_names = self._replace_dropout(self.template, any(self.dropout))
-        self.params, self.buffers = stack_module_state(models)
+        stacked, self.buffers = stack_module_state(models)
+        # Every member's weights in one row of one tensor: the optimizer steps it whole.
+        self.layout = [(name, p.shape[1:], p[0].numel()) for name, p in stacked.items()]
+        rows = [p.detach().reshape(len(models), -1) for p in stacked.values()]
+        self.flat = torch.cat(rows, dim=1).requires_grad_()
         self.shuffle = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self.masks = [torch.Generator().manual_seed(int(s) + DROPOUT_STREAM) for s in seeds]
         self.active = [True] * len(configs)
         keys = [trainer_keys(c) for c in configs]
         self.batch_size = keys[0].batch_size
-        self.optimizer = _StackedOptimizer(self.params, keys)
+        self.optimizer = _StackedOptimizer(self.flat, keys)
         self.noise_shapes: dict[int, list[tuple[int, ...]]] = {}
 
         def forward(
@@ -161,6 +165,14 @@ class _Pack:
 
         self.forward = vmap(forward, in_dims=(0, 0, 0), randomness="error")
         self.forward_shared = vmap(forward, in_dims=(0, 0, None), randomness="error")
+
+    def params(self) -> dict[str, torch.Tensor]:
+        """Each weight of the model, stacked over members: views into :attr:`flat`."""
+        out, at, members = {}, 0, self.flat.shape[0]
+        for name, shape, size in self.layout:
+            out[name] = self.flat[:, at : at + size].view(members, *shape)
+            at += size
+        return out
 
     @staticmethod
     def _replace_dropout(template: nn.Module, noisy: bool) -> list[str]:
@@ -221,7 +233,7 @@ class _Pack:
             idx = orders[:, step * size : (step + 1) * size]
             x, y = self.data.x_train[idx], self.data.y_train[idx]
             buffers = {**self.buffers, **self._noise(idx.shape[1])}
-            logits = self.forward(self.params, buffers, x)
+            logits = self.forward(self.params(), buffers, x)
             losses = _member_losses(logits, y)
             self.optimizer.zero_grad()
             losses[active].sum().backward()
@@ -232,26 +244,31 @@ class _Pack:
     @torch.no_grad()
     def evaluate(self) -> tuple[list[float], list[float]]:
         self.template.eval()
-        logits = self.forward_shared(self.params, self.buffers, self.data.x_valid)
+        logits = self.forward_shared(self.params(), self.buffers, self.data.x_valid)
         y = self.data.y_valid.expand(logits.shape[0], -1)
         losses = _member_losses(logits, y)
         accuracy = (logits.argmax(dim=2) == y).float().mean(dim=1)
         return losses.tolist(), accuracy.tolist()
 
 
-# Each member's mean cross-entropy over its batch: [members, batch, classes] -> [members].
-_member_losses = vmap(nn.functional.cross_entropy)
+def _member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's mean cross-entropy over its batch: [members, batch, classes] -> [members]."""
+    members, batch, classes = logits.shape
+    each = nn.functional.cross_entropy(
+        logits.reshape(members * batch, classes), y.reshape(-1), reduction="none"
+    )
+    return each.view(members, batch).mean(dim=1)
 
 
 class _StackedOptimizer:
     """torch's Adam, AdamW or SGD step, member by member within stacked weights.
 
-    The arithmetic is torch's single-tensor step, in the same order; only the learning rate,
-    weight decay and momentum come per member.
+    The arithmetic is torch's single-tensor step, element by element in the same order; only
+    the learning rate, weight decay and momentum come per member (one row each).
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], keys: Sequence[Any]) -> None:
-        self.params = list(params.values())
+    def __init__(self, flat: torch.Tensor, keys: Sequence[Any]) -> None:
+        self.params = [flat]
         self.kind = keys[0].optimizer
         self.lr = [k.lr for k in keys]
         self.weight_decay = [k.weight_decay for k in keys]
