@@ -46,6 +46,7 @@ def test_smoke_study_end_to_end(tiny_study: Path, tmp_path: Path) -> None:
     row = next(line.split() for line in rerun.stdout.splitlines() if line.startswith("valid_loss "))
     assert float(row[1]) == pytest.approx(float(row[2]), rel=1e-5)
     assert float(row[1]) == pytest.approx(results["valid_loss"].iloc[0], rel=1e-5)
+    assert rerun.stdout.strip().endswith("reproduced: every metric as recorded")
 
     again = run_cli("run", str(tiny_study), "--smoke", cwd=tmp_path)
     assert again.returncode == 2

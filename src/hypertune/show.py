@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,9 @@ from hypertune.record import StudyRecord, TrialStatus
 
 if TYPE_CHECKING:
     import pandas as pd
+
+# Relative difference under which a rerun counts as the recorded trial (CSV keeps 17 digits).
+REPRODUCED = 1e-9
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -104,4 +108,15 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         if name in metrics:
             recorded = row.metrics.get(name, float("nan"))
             print(f"{name:<18}{recorded:>12.6g}{metrics[name]:>12.6g}")
+    gaps = [
+        abs(metrics[k] - v) / max(abs(v), 1e-12)
+        for k, v in row.metrics.items()
+        if k in metrics and math.isfinite(v) and math.isfinite(metrics[k])
+    ]
+    if not gaps:
+        print("nothing to compare: the recorded metrics are not finite")
+    elif max(gaps) <= REPRODUCED:
+        print("reproduced: every metric as recorded")
+    else:
+        print(f"not reproduced: metrics differ from the record by up to {max(gaps):.2g} (relative)")
     return 0
