@@ -12,8 +12,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "0")
+
+
+def _cli_environment() -> None:
+    # In-process studies run with the settings the CLI gives Ray and Tune before Ray starts.
+    from hypertune.cli import RAY_ENVIRONMENT
+
+    for name, value in RAY_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+
+
+_cli_environment()
 
 
 TINY_STUDY = """

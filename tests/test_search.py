@@ -55,8 +55,8 @@ def scalar_tags(event_file: Path) -> dict[str, list[int]]:
 @pytest.mark.usefixtures("ray_session")
 def test_each_trial_logs_its_metrics_per_epoch_to_tensorboard(tmp_path: Path) -> None:
     path = run_study(study("tb", "grid", {"hidden_size": [4, 8]}, epochs=2), tmp_path)
-    event_files = sorted((path / "ray").glob("*/events.out.tfevents.*"))
-    assert len(event_files) == 2  # one per trial
+    event_files = sorted((path / "ray").glob("*/metrics/events.out.tfevents.*"))
+    assert len(event_files) == 2  # one per trial, in a subfolder of the trial's folder
     for event_file in event_files:
         tags = scalar_tags(event_file)
         assert tags["ray/tune/valid_loss"] == [1, 2]

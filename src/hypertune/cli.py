@@ -28,6 +28,22 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG = Path("configs/default.toml")
 EXIT_USER_ERROR = 2
+# Ray's and Tune's settings the command line chooses, set before Ray starts unless the user's
+# environment sets them (the library itself changes no environment variable; Python users may
+# set these themselves, see README "Ray's settings").
+RAY_ENVIRONMENT = {
+    "RAY_USAGE_STATS_ENABLED": "0",  # no usage statistics sent unless the user opts in
+    "RAY_AIR_NEW_OUTPUT": "0",  # Tune's classic reporter honours verbose=0; we draw progress
+    "RAY_DEDUP_LOGS": "0",
+    # Ray's experiment checkpoint every second (its "auto" waits 10 s or more): a driver killed
+    # mid-study loses at most this much of the trial table that `resume` restores.
+    "TUNE_GLOBAL_CHECKPOINT_S": "1",
+    # A trial hands the driver its epochs in batches of up to 8, or what arrived within 8 s, in
+    # one remote call instead of one per epoch (benchmarks/results.md has the gain); every epoch
+    # is still reported. Both are 8 because Ray 2.60 passes the two to the trial swapped.
+    "TUNE_RESULT_BUFFER_LENGTH": "8",
+    "TUNE_RESULT_BUFFER_MIN_TIME_S": "8",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rerun": cmd_rerun,
     }
     _show_warnings()
+    for name, value in RAY_ENVIRONMENT.items():  # before any command starts Ray
+        os.environ.setdefault(name, value)
     try:
         return handlers[args.command](args)
     except HypertuneError as exc:

@@ -1,5 +1,4 @@
-"""The Ray a study runs on: start, join or stop it, check it, count its slots, and let its trials
-start in the workers it started with the driver."""
+"""The Ray a study runs on: start, join or stop it, check it, and count its slots."""
 
 from __future__ import annotations
 
@@ -8,8 +7,6 @@ import os
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +40,6 @@ def check_address(address: str | None) -> None:
         ) from exc
 
 
-# What a worker of a Ray started here imports before it takes work, so that a trial's actor
-# starts in a process that has torch, Ray Tune and the trainable loaded and torch's one-time
-# costs paid.
-PRELOAD = ("hypertune.search.preload",)
-
 # Memory one trial's process may take (torch, Ray, the data, the model, with room to spare):
 # trials at once never need more than the machine or cluster has.
 TRIAL_MEMORY = 2**30
@@ -56,8 +48,8 @@ TRIAL_MEMORY = 2**30
 # run code through a study's Ray.
 AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"
 
-# The local Ray this process started: its node id, the environment its workers inherited, and
-# its session folder (logs and copies of trial results, removed when it stops).
+# The local Ray this process started: its session folder (logs and copies of trial results,
+# removed when it stops).
 _local: dict[str, Any] = {}
 # Shutdowns begun by stop() and not yet waited for.
 _stopping: list[threading.Thread] = []
@@ -68,16 +60,13 @@ def start(
 ) -> bool:
     """Start (or join, with `address` or RAY_ADDRESS) Ray; True if this call started it.
 
-    A Ray started here (no address) has its workers import :data:`PRELOAD` as soon as they
-    start, and Ray starts one per CPU. It keeps as many of them idle as `config` will run
-    trials at once (:func:`expected_slots`; without a config, one per CPU), so that a study
-    that cannot use every CPU does not hold a copy of torch in each of the others. The number
-    must be set: with Ray's default, Ray could end the idle workers as Tune reserved the CPUs
-    for its trials, which then started in fresh processes. Ray's usage statistics stay off
-    unless RAY_USAGE_STATS_ENABLED says otherwise.
+    A Ray started here (no address) uses `num_cpus` CPUs (default: all of them). `config` is
+    accepted for callers that know the study; Ray's public options need nothing from it.
 
     A local Ray keeps Ray's token authentication (Ray's default for a local cluster): a Ray
-    started here with RAY_AUTH_MODE=disabled is refused.
+    started here with RAY_AUTH_MODE=disabled is refused. Ray reads its other settings (usage
+    statistics, log deduplication, Tune's output) from the environment, which the CLI sets
+    before it calls the library; this function changes no environment variable.
 
     Raises:
         StudyError: a local Ray was asked for with authentication disabled, or the cluster at
@@ -85,22 +74,11 @@ def start(
     """
     if not ray_address(address) and not ray.is_initialized():
         check_authentication()
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    _skip_callback_telemetry()
     wait_stopped()
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    # The classic reporter honours verbose=0; the CLI shows its own progress line.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     target = ray_address(address)
-    options: dict[str, Any] = {}
-    if not target:
-        # Tune sets this for its actors; set here, the workers inherit it (see trial_workers).
-        os.environ.setdefault("PL_DISABLE_FORK", "1")
-        workers = expected_slots(config, num_cpus) if config else num_cpus or os.cpu_count()
-        system = {"preload_python_modules": PRELOAD, "num_workers_soft_limit": workers or 1}
-        options = {"num_cpus": num_cpus, "_system_config": system}
+    options: dict[str, Any] = {} if target else {"num_cpus": num_cpus}
     try:
         ray.init(
             address=target,
@@ -115,7 +93,7 @@ def start(
     if not target:
         context = ray.get_runtime_context()
         session = Path(context.get_temp_dir()) / context.get_session_name()
-        _local.update(node=_node_id(), env=dict(os.environ), session=session)
+        _local.update(session=session)
     return True
 
 
@@ -166,43 +144,6 @@ def wait_stopped() -> None:
         _stopping.pop().join()
 
 
-@contextmanager
-def trial_workers() -> Iterator[None]:
-    """Let Tune start its trial actors in the idle workers that Ray has started already.
-
-    Tune gives each trainable actor a runtime environment of its own (PL_DISABLE_FORK=1 and a
-    few variables copied from the driver), and Ray hands an actor only a worker started with
-    the same runtime environment: every study waited for fresh processes to start and import
-    torch and Ray Tune. On a local Ray started by :func:`start` the workers inherit this
-    process's environment, so where those variables held the same values then, the runtime
-    environment changes nothing and is left out. Anywhere else Tune's behaviour stands.
-    """
-    from ray.tune.execution import class_cache
-
-    cache = class_cache._ActorClassCache
-    tune_get = cache.get
-
-    def get(self: Any, trainable_cls: type) -> Any:
-        if trainable_cls not in self._cache and _inherited(class_cache):
-            self._cache[trainable_cls] = ray.remote(trainable_cls)
-        return tune_get(self, trainable_cls)
-
-    cache.get = get  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        cache.get = tune_get  # type: ignore[method-assign]
-
-
-def _inherited(class_cache: Any) -> bool:
-    """Whether the workers of the running Ray already have the variables Tune would set."""
-    if not _local or _node_id() != _local["node"]:
-        return False
-    wanted = dict(class_cache.DEFAULT_ENV_VARS)
-    wanted.update({k: os.environ[k] for k in class_cache.ENV_VARS_TO_PROPAGATE if k in os.environ})
-    return all(_local["env"].get(name) == value for name, value in wanted.items())
-
-
 def check_local_resources(config: StudyConfig, address: str | None) -> None:
     """Refuse, before the study folder exists, a trial that this machine could never start:
     more CPUs per trial than it has, or GPUs where it has none (a cluster is asked by
@@ -244,19 +185,6 @@ def free_slots(config: StudyConfig) -> int:
     return _slots(config, resources.get("CPU", 1), gpus, resources.get("memory", 0))
 
 
-def expected_slots(config: StudyConfig, num_cpus: int | None = None) -> int:
-    """The trials of `config` that will run at once on a local Ray of this machine, known
-    before Ray starts (never more than the study has)."""
-    gpus = 0
-    if config.gpus_per_trial > 0:
-        import torch
-
-        gpus = torch.cuda.device_count()
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    slots = _slots(config, num_cpus or os.cpu_count() or 1, gpus, memory)
-    return min(slots, max(1, config.planned_trials()))
-
-
 def _slots(config: StudyConfig, cpus: float, gpus: float, memory: float) -> int:
     """Trials at once: as many as the CPUs and GPUs hold, and never more than the memory does
     (fractional CPUs or GPUs per trial would otherwise start hundreds of processes)."""
@@ -267,24 +195,3 @@ def _slots(config: StudyConfig, cpus: float, gpus: float, memory: float) -> int:
         limits.append(int(gpus // config.gpus_per_trial))
     slots = max(1, min(limits) if limits else 1)
     return min(slots, config.max_concurrent) if config.max_concurrent else slots
-
-
-def _node_id() -> str:
-    return str(ray.get_runtime_context().get_node_id())
-
-
-def _skip_callback_telemetry() -> None:
-    """Leave out Ray's count of the callbacks passed to a Tuner when usage stats are off.
-
-    To classify callbacks for its telemetry, Ray imports its MLflow, W&B and Comet integrations
-    on every `Tuner.fit`, a cost paid for statistics that are not sent.
-    """
-    if os.environ.get("RAY_USAGE_STATS_ENABLED") != "0":
-        return
-    from ray.air._internal import usage
-
-    usage.tag_callbacks = _no_tag
-
-
-def _no_tag(callbacks: object) -> bool:
-    return False

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from ray import tune
 
 from hypertune import store
 from hypertune.config import METRIC_COLUMNS, StudyConfig
+from hypertune.errors import StudyError
 from hypertune.record import FAILED, STATUSES, TrialRecord, TrialStatus
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
 from hypertune.train import SECONDS
@@ -109,6 +111,36 @@ def _last_line(text: Any) -> str:
     return lines[-1][:300] if lines else "error"
 
 
+# The recorder of each study running in this process, by its folder (see live_recorder).
+_LIVE: dict[str, ResultRecorder] = {}
+
+
+def _key(path: Path) -> str:
+    return str(Path(path).resolve())
+
+
+@contextmanager
+def live_recorder(recorder: ResultRecorder) -> Iterator[None]:
+    """Within the block, a recorder of the same study that Ray unpickles is `recorder`."""
+    _LIVE[_key(recorder.path)] = recorder
+    try:
+        yield
+    finally:
+        _LIVE.pop(_key(recorder.path), None)
+
+
+def live(path: str) -> ResultRecorder:
+    """The live recorder of the study in `path` (how a pickled recorder comes back).
+
+    Raises:
+        StudyError: no recorder of that study is live (restore it with `hypertune resume`).
+    """
+    recorder = _LIVE.get(path)
+    if recorder is None:
+        raise StudyError(f"study in {path}: restore it with `hypertune resume`")
+    return recorder
+
+
 class ResultRecorder(tune.Callback):
     """Writes results.csv as trials finish and feeds the progress function.
 
@@ -151,12 +183,15 @@ class ResultRecorder(tune.Callback):
             self._track_best(kept)
         self._count()
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Ray pickles its callbacks with the experiment; a progress function (a closure over
-        # the terminal) need not survive that, and resume hands in a fresh recorder.
-        state = dict(self.__dict__)
-        state["progress"] = None
-        return state
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # Ray pickles its callbacks with the experiment, and Tuner.restore unpickles them: a
+        # recorder pickles as its study's folder and restores as the live one (live_recorder).
+        return live, (_key(self.path),)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A recorder pickled whole (by an older hypertune): the live one's state, if any.
+        recorder = _LIVE.get(_key(Path(state["path"])))
+        self.__dict__ = recorder.__dict__ if recorder is not None else state
 
     def _record(self, trial: Any, status: TrialStatus | None) -> None:
         if trial.trial_id in self.kept:

@@ -24,7 +24,7 @@ from hypertune.search import cluster
 from hypertune.search.code import load_recorded_code
 from hypertune.search.recorder import RETRY_OF, SEED_KEY, Progress, ProgressFn, ResultRecorder
 from hypertune.search.run import make_trainable
-from hypertune.search.tuner import loggers, make_tuner, set_tune_environment
+from hypertune.search.tuner import loggers, make_tuner
 
 
 def retry_failed(
@@ -102,7 +102,6 @@ def _run(
 ) -> None:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    set_tune_environment()
     points = _points(config, trials)
     started_here = False
     try:
@@ -124,8 +123,7 @@ def _run(
             f"retry-{round_}",
             [recorder, *loggers(path, config, record)],
         )
-        with cluster.trial_workers():
-            tuner.fit()
+        tuner.fit()
     finally:
         # The study had finished before the retry and still has: every trial has a row.
         record.status, record.ended = StudyState.FINISHED, provenance.now()

@@ -30,10 +30,11 @@ from hypertune.search.recorder import (
     Progress,
     ProgressFn,
     ResultRecorder,
+    live_recorder,
     seed_of,
 )
 from hypertune.search.relay import relay
-from hypertune.search.tuner import loggers, make_tuner, set_tune_environment
+from hypertune.search.tuner import loggers, make_tuner
 from hypertune.space import ParamSpec, bayes_domains, decode_config, to_domain
 from hypertune.train import TrainSettings, check_config, fit
 
@@ -205,7 +206,6 @@ def _execute(
     progress: ProgressFn | None,
     restore: bool,
 ) -> None:
-    set_tune_environment()
     started_here = False
     try:
         started_here = cluster.start(address, config)
@@ -215,15 +215,14 @@ def _execute(
         callbacks = [recorder, *loggers(path, config, record)]
         ray_dir = str((path / store.RAY_DIR).resolve())
         if restore and tune.Tuner.can_restore(ray_dir):
-            tuner = tune.Tuner.restore(
-                ray_dir,
-                trainable=trainable,
-                resume_unfinished=True,
-                resume_errored=False,
-                restart_errored=False,
-            )
-            # The pickled callbacks come back without the progress function; use fresh ones.
-            tuner._local_tuner.get_run_config().callbacks = callbacks  # type: ignore[union-attr]
+            with live_recorder(recorder):  # the pickled recorder comes back as this one
+                tuner = tune.Tuner.restore(
+                    ray_dir,
+                    trainable=trainable,
+                    resume_unfinished=True,
+                    resume_errored=False,
+                    restart_errored=False,
+                )
         elif restore and recorder.kept:
             raise StudyError(
                 f"study '{record.name}': Ray's experiment state in {ray_dir} is missing, so "
@@ -231,8 +230,7 @@ def _execute(
             )
         else:
             tuner = _new_tuner(config, data, trainable, path, slots, callbacks)
-        with cluster.trial_workers():
-            tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
+        tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
     except BaseException:
         # Whatever stopped the study, it is not running any more and can be resumed.
         record.status = StudyState.INTERRUPTED

@@ -2,31 +2,84 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from ray.tune.logger import TBXLoggerCallback
+from ray.tune.logger import LoggerCallback
+from tensorboardX import SummaryWriter
 
 from hypertune.config import METRIC_COLUMNS
+from hypertune.search.packs import EPOCHS, MEMBERS, member_id
+
+# Each trial's event file lives in this subfolder of the trial's folder: a second writer in the
+# trial folder itself (Tune's own TensorBoard logger, where it runs) would corrupt both files.
+SUBFOLDER = "metrics"
+# Tags as Ray's own logger writes them, so TensorBoard views of Ray experiments read these logs.
+TAG_PREFIX = "ray/tune/"
 
 
-class MetricsTensorBoard(TBXLoggerCallback):
-    """Ray's TensorBoard logger, kept to hypertune's metrics and flushed when a trial ends.
+class MetricsTensorBoard(LoggerCallback):
+    """hypertune's metrics of every trial as TensorBoard scalars, flushed when a trial ends.
 
-    Ray's own logger writes every numeric field of every result (timers, pids, counters) under
-    `ray/tune/` and flushes the event file after each epoch; with epochs of a few milliseconds
-    that disk traffic runs in the driver on the same cores as the trials. The tags stay Ray's
-    (`ray/tune/valid_loss`), so TensorBoard views of Ray experiments read these logs unchanged.
+    Ray's own logger writes every numeric field of every result (timers, pids, counters) and
+    flushes the event file after each epoch; with epochs of a few milliseconds that disk
+    traffic runs in the driver on the same cores as the trials. This one writes only
+    :data:`~hypertune.config.METRIC_COLUMNS` to `<trial folder>/metrics/`, tagged
+    `ray/tune/<metric>`, and lets tensorboardX flush in the background. The members of a
+    fused pack each get their own folder, `<trial folder>/metrics/<member's trial id>/`.
     """
 
+    def __init__(self) -> None:
+        # Open writers by trial id and subfolder (one trial may keep several event files).
+        self.writers: dict[tuple[str, str], SummaryWriter] = {}
+        self.steps: dict[tuple[str, str], int] = {}  # a pack member's last logged epoch
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # Tune pickles its callbacks with the experiment: open files stay here
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Also a callback pickled by an older hypertune (Ray's logger's fields): start afresh.
+        self.writers, self.steps = {}, {}
+
+    def writer(self, trial: Any, subfolder: str = SUBFOLDER) -> SummaryWriter:
+        """The open writer of `trial` in `<trial folder>/<subfolder>`, created on first use."""
+        key = (trial.trial_id, subfolder)
+        writer = self.writers.get(key)
+        if writer is None:
+            folder = Path(trial.local_path) / subfolder
+            writer = self.writers[key] = SummaryWriter(logdir=str(folder), flush_secs=30)
+        return writer
+
+    def close(self, trial: Any) -> None:
+        """Flush and close every writer of `trial`."""
+        for key in [key for key in self.writers if key[0] == trial.trial_id]:
+            self.writers.pop(key).close()
+
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
-        if trial not in self._trial_writer:
-            self.log_trial_start(trial)
-        step = result.get("training_iteration", iteration)
-        writer = self._trial_writer[trial]
-        kept = {}
-        for name in sorted(METRIC_COLUMNS & result.keys()):
-            value = result[name]
-            if isinstance(value, int | float):
-                writer.add_scalar(f"ray/tune/{name}", value, global_step=step)
-                kept[f"ray/tune/{name}"] = value
-        self._trial_result[trial] = kept
+        members = result.get(MEMBERS)
+        if not isinstance(members, dict):
+            self._log(self.writer(trial), result, result.get("training_iteration", iteration))
+            return
+        # A fused pack: each member's curves in a folder of its own, named by its trial id.
+        for place, metrics in members.items():
+            step = int(metrics.get(EPOCHS, 0))
+            key = (trial.trial_id, place)
+            if step <= self.steps.get(key, 0):
+                continue  # a member that has ended reports its last epoch again
+            self.steps[key] = step
+            folder = f"{SUBFOLDER}/{member_id(trial.trial_id, int(place))}"
+            self._log(self.writer(trial, folder), metrics, step)
+
+    @staticmethod
+    def _log(writer: SummaryWriter, metrics: dict[str, Any], step: int) -> None:
+        for name in sorted(METRIC_COLUMNS & metrics.keys()):
+            value = metrics[name]
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                writer.add_scalar(f"{TAG_PREFIX}{name}", value, global_step=step)
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        self.close(trial)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        while self.writers:  # trials that never ended (an interrupted study)
+            self.writers.popitem()[1].close()

@@ -1,12 +1,11 @@
-"""How a study's Tuner is built: Tune's settings, the loggers, and the Tuner itself.
+"""How a study's Tuner is built: the loggers and the Tuner itself.
 
 `run` (a new or resumed study) and `retry` (its failed trials again) build theirs here, so both
-run with the same scheduling, failure handling, checkpoint period and logs.
+run with the same scheduling, failure handling and logs.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +15,13 @@ from hypertune.config import StudyConfig
 from hypertune.record import StudyRecord
 from hypertune.search.tblog import MetricsTensorBoard
 
-# Seconds between Ray's experiment checkpoints (Ray's "auto" waits 10 s or more): a driver
-# killed mid-study loses at most this much of the trial table that `resume` restores.
-CHECKPOINT_PERIOD_S = "1"
-# Tune's result buffering: a trial hands the driver its epochs in batches of up to 8, or what
-# arrived within 8 s, in one remote call instead of one call per epoch (benchmarks/results.md
-# has the gain). Every epoch is still reported and logged; a trial's end is never held back.
-# Both settings are 8 because Ray 2.60 passes the two to the trial in swapped order.
-RESULT_BUFFER = {"TUNE_RESULT_BUFFER_LENGTH": "8", "TUNE_RESULT_BUFFER_MIN_TIME_S": "8"}
-
-
-def set_tune_environment() -> None:
-    """Tune's checkpoint period and result buffering, unless the environment sets them."""
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
-    for name, value in RESULT_BUFFER.items():
-        os.environ.setdefault(name, value)
-
 
 def loggers(path: Path, config: StudyConfig, record: StudyRecord) -> list[Any]:
-    """TensorBoard logs of the metrics, and MLflow when the study asked for it.
+    """TensorBoard logs of the metrics (in each trial folder's metrics/), and MLflow when the
+    study asked for it.
 
-    Ray adds its CSV and JSON loggers itself (progress.csv, result.json in each trial folder).
+    Tune adds its own loggers beside these (progress.csv, result.json and an event file of every
+    result field in each trial folder).
     """
     tensorboard: list[Any] = [MetricsTensorBoard()]
     if not record.mlflow:
