@@ -35,10 +35,33 @@ hidden_size = [4, 8, 16]
 """
 
 
-def _start_and_stop(tmp_path: Path, stop: Callable[[subprocess.Popen[str]], None]) -> Path:
+# The same shape for every trial: 12 members in fused packs (two slots, so 2 packs per shape).
+FUSED_STUDY = """
+[study]
+name = "crash"
+data = "digits"
+epochs = 40
+metric = "valid_loss:min"
+search = "grid"
+seeds = 2
+
+[model]
+architecture = "mlp"
+batch_size = 64
+dropout = 0.1
+
+[space]
+hidden_size = [16, 32, 64]
+lr = [0.003, 0.03]
+"""
+
+
+def _start_and_stop(
+    tmp_path: Path, stop: Callable[[subprocess.Popen[str]], None], study: str = STUDY
+) -> Path:
     """Run the study as a CLI subprocess; call `stop` once the first trial is recorded."""
     config = tmp_path / "crash.toml"
-    config.write_text(STUDY)
+    config.write_text(study)
     results = tmp_path / "runs" / "crash" / "results.csv"
     # Its own session, so that killing its process group takes the driver and its Ray.
     driver = subprocess.Popen(
@@ -76,6 +99,28 @@ def test_resume_after_sigkill_finishes_the_rest_once(tmp_path: Path) -> None:
     assert 1 <= len(before) < 6
     assert json.loads((results.parent / "study.json").read_text())["status"] == "running"
     _resume_and_check(tmp_path, results, before)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_finishes_each_member_of_a_fused_study_once(tmp_path: Path) -> None:
+    results = _start_and_stop(tmp_path, _power_cut, FUSED_STUDY)
+    before = pd.read_csv(results, dtype={"trial_id": str})
+    assert 1 <= len(before) < 12
+    record = json.loads((results.parent / "study.json").read_text())
+    assert record["status"] == "running" and record["packs"]["count"] == 6
+    done = run_cli("resume", "crash", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    after = pd.read_csv(results, dtype={"trial_id": str})
+    assert len(after) == 12 and after["trial_id"].is_unique
+    assert not after.duplicated(["hidden_size", "lr", "seed"]).any()
+    assert set(after["status"]) == {"TERMINATED"} and (after["epochs"] == 40).all()
+    kept = after.set_index("trial_id").loc[before["trial_id"]].reset_index()
+    pd.testing.assert_frame_equal(kept[before.columns], before, check_dtype=False)
+    # A member trained after the crash, rerun alone, gives its recorded metrics.
+    member = sorted(set(after["trial_id"]) - set(before["trial_id"]))[0]
+    rerun = run_cli("rerun", "crash", member, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "reproduced: every metric as recorded" in rerun.stdout
 
 
 @pytest.mark.slow

@@ -15,7 +15,6 @@ import pytest
 from hypertune import store
 from hypertune.cli import main
 from hypertune.config import from_dict
-from hypertune.data import load_dataset
 from hypertune.errors import SpaceError, StudyError
 from hypertune.search import rerun_trial, run_study
 from hypertune.space import to_domain
@@ -164,8 +163,7 @@ def test_model_based_searchers_are_limited_to_the_free_slots() -> None:
     for search in ("bayes", "hyperopt"):
         config = study("s", search, {"lr": {"low": 1e-3, "high": 1e-1}}, samples=5, seeds=2)
         space = {n: to_domain(s, search) for n, s in config.space.items()}
-        data = load_dataset(config.data)
-        searcher, samples = _searcher(config, data, space, "valid_loss_best", "min", slots=3)
+        searcher, samples = _searcher(config, space, "valid_loss_best", "min", 3, [], [])
         assert isinstance(searcher, ConcurrencyLimiter)
         assert searcher.max_concurrent == 3
         assert samples == 10

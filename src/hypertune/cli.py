@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gpus-per-trial", type=float, help="fractions pack trials on a GPU")
     run.add_argument("--smoke", action="store_true", help="at most 2 trials of 1 epoch")
     run.add_argument(
+        "--no-fuse",
+        dest="fuse",
+        action="store_false",
+        default=None,
+        help="train every trial alone (by default trials of one shape train as a fused pack)",
+    )
+    run.add_argument(
         "--mlflow", action="store_true", help="also log trials to MLflow (runs/NAME/mlflow)"
     )
     _add_cluster(run)
@@ -234,6 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "params": args.param,
         "drop_params": args.drop_param,
         "smoke": args.smoke,
+        "fuse": args.fuse,
     }
     config = load_config(args.config, overrides)
     _check_code(config)

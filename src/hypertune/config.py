@@ -197,14 +197,14 @@ def build_config(
 def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Return a copy of `raw` with CLI flags applied (None means: not given).
 
-    Keys: name, search, samples, metric, epochs, seeds, cpus_per_trial, gpus_per_trial,
+    Keys: name, search, samples, metric, epochs, seeds, fuse, cpus_per_trial, gpus_per_trial,
     params (a list of NAME=SPEC strings), drop_params (names to remove from [space]),
     smoke (bool). A parameter given one value (`--param num_layers=2`, or one value in
     `[space]`) is fixed: it moves to [model] and is not searched.
     """
     out = copy.deepcopy(dict(raw))
     study = out.setdefault("study", {})
-    for key in ("name", "search", "samples", "metric", "epochs", "seeds"):
+    for key in ("name", "search", "samples", "metric", "epochs", "seeds", "fuse"):
         if overrides.get(key) is not None:
             study[key] = overrides[key]
     resources = out.setdefault("resources", {})

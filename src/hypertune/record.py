@@ -118,6 +118,9 @@ class StudyRecord:
     params: list[str]  # the searched parameters, in results.csv's column order
     data: dict[str, Any]  # `DataBundle.summary()`: name, sizes, shapes, fingerprint
     trials_planned: int | None = None
+    # How a grid or random study's trials were packed (`hypertune.search.packs.plan_summary`):
+    # the slots the plan was made for, the pack count and sizes; empty where none trained fused.
+    packs: dict[str, Any] = field(default_factory=dict)
     mlflow: bool = False
     code: list[dict[str, Any]] = field(default_factory=list)  # the study's own modules
     attempts: list[dict[str, Any]] = field(default_factory=list)  # rows a retry replaced
@@ -187,6 +190,7 @@ class StudyRecord:
             "seeds": list(range(self.seeds)),
             "params": list(self.params),
             "trials_planned": self.trials_planned,
+            "packs": self.packs,
             "mlflow": self.mlflow,
             "data": self.data,
             "code": self.code,
@@ -238,6 +242,7 @@ class StudyRecord:
             params=list(params),
             data=fields.get("data", dict),
             trials_planned=fields.get("trials_planned", (int, type(None)), None),
+            packs=fields.get("packs", dict, {}),
             mlflow=bool(fields.get("mlflow", bool, False)),
             code=fields.get("code", list, []),
             attempts=fields.get("attempts", list, []),

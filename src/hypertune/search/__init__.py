@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from hypertune.search.recorder import Progress, ProgressFn, ResultRecorder, trial_record
     from hypertune.search.rerun import rerun_trial
     from hypertune.search.retry import retry_failed
-    from hypertune.search.run import preflight, resume_study, run_study, train_trial
+    from hypertune.search.run import preflight, resume_study, run_study
+    from hypertune.search.trainable import train_trial
 
 _HOMES = {
     "Progress": "recorder",
@@ -31,7 +32,7 @@ _HOMES = {
     "preflight": "run",
     "resume_study": "run",
     "run_study": "run",
-    "train_trial": "run",
+    "train_trial": "trainable",
 }
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,7 @@ from hypertune import store
 from hypertune.config import METRIC_COLUMNS, StudyConfig
 from hypertune.errors import StudyError
 from hypertune.record import FAILED, STATUSES, TrialRecord, TrialStatus
+from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
 from hypertune.train import SECONDS
 
@@ -64,19 +65,60 @@ def trial_record(
     """The results.csv row of a Ray Tune trial that ended (`status`: as known to the caller,
     else from Ray's)."""
     result = dict(trial.last_result or {})
-    searched = decode_config(trial.config, specs)
-    metrics = {k: v for k, v in result.items() if k in METRIC_COLUMNS}
+    return _row(
+        str(trial.config.get(RETRY_OF, trial.trial_id)),
+        decode_config(trial.config, specs),
+        result,
+        int(result.get("training_iteration", 0) or 0),
+        status or RAY_STATUS[trial.status],
+        trial,
+        specs,
+    )
+
+
+def trial_records(
+    trial: Any,
+    specs: Mapping[str, ParamSpec],
+    packs: Sequence[Sequence[Mapping[str, Any]]],
+    status: TrialStatus | None = None,
+) -> list[TrialRecord]:
+    """The results.csv rows of a Ray Tune trial that ended: its own, or one per member of the
+    fused pack it trained, each with its member's metrics, epochs and seed."""
+    if PACK_KEY not in trial.config:
+        return [trial_record(trial, specs, status)]
+    members = packs[int(trial.config[PACK_KEY])]
+    results = dict(trial.last_result or {}).get(MEMBERS, {})
     status = status or RAY_STATUS[trial.status]
+    rows = []
+    for k, point in enumerate(members):
+        result = dict(results.get(str(k), {}))
+        trial_id = member_id(trial.trial_id, k)
+        epochs = int(result.get(EPOCHS, 0))
+        searched = decode_config(dict(point), specs)
+        rows.append(_row(trial_id, searched, result, epochs, status, trial, specs))
+    return rows
+
+
+def _row(
+    trial_id: str,
+    searched: Mapping[str, Any],
+    result: Mapping[str, Any],
+    epochs: int,
+    status: TrialStatus,
+    trial: Any,
+    specs: Mapping[str, ParamSpec],
+) -> TrialRecord:
+    metrics = {k: v for k, v in result.items() if k in METRIC_COLUMNS}
     if status is TrialStatus.FINISHED and not all(store.finite(v) for v in metrics.values()):
         status = TrialStatus.NAN
     # Both trainers time their own training; Ray's clock covers a result without it.
     seconds = result.get(SECONDS, result.get("time_total_s", 0.0))
     return TrialRecord(
-        trial_id=str(trial.config.get(RETRY_OF, trial.trial_id)),
+        trial_id=trial_id,
         status=status,
         params={name: searched.get(name) for name in specs},
         metrics=metrics,
-        epochs=int(result.get("training_iteration", 0) or 0),
+        epochs=epochs,
         seed=seed_of(searched),
         seconds=round(float(seconds or 0.0), 3),
         error=error_text(trial.get_error()) if status is TrialStatus.ERROR else None,
@@ -155,8 +197,10 @@ class ResultRecorder(tune.Callback):
         state: Progress,
         progress: ProgressFn | None,
         retry: Collection[str] = (),
+        packs: Sequence[Sequence[Mapping[str, Any]]] = (),
     ) -> None:
         self.config = config
+        self.packs = packs  # the study's fused packs (a pack's Ray trial writes its members)
         # Failed trials trained again: their rows are replaced, and only they are counted.
         self.retry = set(retry)
         self.replaced: set[str] = set()
@@ -178,7 +222,7 @@ class ResultRecorder(tune.Callback):
         if not self.retry:  # a resumed study: its finished trials spent their budget
             self.epochs.update({key: config.epochs for key in self.kept})
         self.incomplete: set[str] = set()  # trials stopped before their budget was done
-        self.active: set[str] = set()  # trials started and not yet ended
+        self.active: dict[str, int] = {}  # Ray trials started and not yet ended: their trials
         for kept in self.rows.values():
             self._track_best(kept)
         self._count()
@@ -194,18 +238,32 @@ class ResultRecorder(tune.Callback):
         self.__dict__ = recorder.__dict__ if recorder is not None else state
 
     def _record(self, trial: Any, status: TrialStatus | None) -> None:
-        if trial.trial_id in self.kept:
-            return
-        record = trial_record(trial, self.config.space, status)
-        if record.status is TrialStatus.FINISHED and record.epochs < self.config.epochs:
-            # Stopped by an interrupt (Ray marks such trials TERMINATED): not a result of
-            # the full budget. Left out, so that `resume` trains it again.
-            self.incomplete.add(record.trial_id)
-            return
-        self.rows[record.trial_id] = record.to_row()
-        if record.trial_id in self.retry:
-            self.replaced.add(record.trial_id)
-        self._track_best(self.rows[record.trial_id])
+        for record in trial_records(trial, self.config.space, self.packs, status):
+            if record.trial_id in self.kept:
+                continue
+            if record.status is TrialStatus.FINISHED and record.epochs < self.config.epochs:
+                # Stopped by an interrupt (Ray marks such trials TERMINATED): not a result of
+                # the full budget. Left out, so that `resume` trains it again.
+                self.incomplete.add(record.trial_id)
+                continue
+            self.rows[record.trial_id] = record.to_row()
+            if record.trial_id in self.retry:
+                self.replaced.add(record.trial_id)
+            self._track_best(self.rows[record.trial_id])
+
+    def _size(self, trial: Any) -> int:
+        """Trials a Ray trial trains: the members of its pack, or itself."""
+        if PACK_KEY not in trial.config:
+            return 1
+        return len(self.packs[int(trial.config[PACK_KEY])])
+
+    def _fresh(self, trial: Any) -> int:
+        """Trials a Ray trial trains that have no row yet (a resumed pack's recorded members
+        were counted from results.csv; a lone trial's count shares its key with its row)."""
+        if PACK_KEY not in trial.config:
+            return 1
+        size = self._size(trial)
+        return sum(member_id(trial.trial_id, k) not in self.kept for k in range(size))
 
     def _track_best(self, row: Mapping[str, Any]) -> None:
         value: Any = row.get(self.config.metric.objective_column)
@@ -224,7 +282,7 @@ class ResultRecorder(tune.Callback):
 
     def _count(self) -> None:
         # Ray calls on_trial_start before it marks the trial RUNNING, so count our own set.
-        self.state.running = len(self.active)
+        self.state.running = sum(self.active.values())
         self.state.epochs = sum(self.epochs.values())
         counted = [r for k, r in self.rows.items() if not self.retry or k in self.replaced]
         self.state.done = sum(1 for r in counted if r["status"] in STATUSES)
@@ -236,27 +294,29 @@ class ResultRecorder(tune.Callback):
             self.progress(self.state)
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.active.add(trial.trial_id)
+        self.active[trial.trial_id] = self._size(trial)
         self._tell()
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        epochs = int(result.get("training_iteration", 0) or 0)
+        epochs = min(int(result.get("training_iteration", 0) or 0), self.config.epochs)
+        epochs *= self._fresh(trial)
         if epochs > self.epochs.get(trial.trial_id, 0):
-            self.epochs[trial.trial_id] = min(epochs, self.config.epochs)
+            self.epochs[trial.trial_id] = epochs
             self._tell()
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.active.discard(trial.trial_id)
-        self.epochs[trial.trial_id] = self.config.epochs  # its budget is spent (or it failed)
+        self.active.pop(trial.trial_id, None)
+        # Its budget is spent (or it failed).
+        self.epochs[trial.trial_id] = self.config.epochs * self._fresh(trial)
         self._record(trial, TrialStatus.FINISHED)
         self._save()
         self._tell()
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.active.discard(trial.trial_id)
-        self.epochs[trial.trial_id] = self.config.epochs
+        self.active.pop(trial.trial_id, None)
+        self.epochs[trial.trial_id] = self.config.epochs * self._fresh(trial)
         self._record(trial, TrialStatus.ERROR)
         self._save()
         self._tell()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
+from typing import Any
 
-Report = Callable[[dict[str, float]], None]  # one epoch's metrics, handed on
+Report = Callable[[dict[str, Any]], None]  # one epoch's result, handed on
 
 _DONE = object()
 
@@ -31,7 +32,7 @@ def relay(train: Callable[[Report], object], report: Report) -> None:
     stop = threading.Event()
     failure: list[BaseException] = []
 
-    def put(metrics: dict[str, float]) -> None:
+    def put(metrics: dict[str, Any]) -> None:
         if stop.is_set():
             raise _Stopped
         results.put(metrics)

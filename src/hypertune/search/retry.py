@@ -23,7 +23,7 @@ from hypertune.record import FAILED, StudyRecord, StudyState, TrialRecord
 from hypertune.search import cluster
 from hypertune.search.code import load_recorded_code
 from hypertune.search.recorder import RETRY_OF, SEED_KEY, Progress, ProgressFn, ResultRecorder
-from hypertune.search.run import make_trainable
+from hypertune.search.trainable import make_trainable
 from hypertune.search.tuner import loggers, make_tuner
 
 

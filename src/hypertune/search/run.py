@@ -1,16 +1,15 @@
 """Run a study with Ray Tune: `run_study(config) -> runs/<study>/`.
 
-One `tune.Tuner` call wires the searcher, FIFO scheduling, resources and storage. Data reaches
-the trials once, through `tune.with_parameters` (Ray's object store), never through the config;
-fixed hyperparameters travel the same way, so only searched values become result columns.
-Finished trials are written to results.csv as they complete, so a crash loses nothing finished,
-and `resume_study` picks up the rest from Ray's experiment checkpoint.
+One `tune.Tuner` call wires the searcher, FIFO scheduling, resources and storage; the
+trainables are in :mod:`hypertune.search.trainable`. A grid or random study trains its trials
+in fused packs (:mod:`hypertune.search.packs`) unless it asked for `fuse = false`. Finished
+trials are written to results.csv as they complete, so a crash loses nothing finished, and
+`resume_study` picks up the rest from Ray's experiment checkpoint.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +19,16 @@ from hypertune import provenance, store
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import ConfigError, StudyError
-from hypertune.models import Architecture, register_architecture
 from hypertune.record import FAILED, StudyRecord, StudyState
-from hypertune.search import cluster
-from hypertune.search.code import load_recorded_code, load_study_code, user_architectures
+from hypertune.search import cluster, packs
+from hypertune.search.code import load_recorded_code, load_study_code
 from hypertune.search.order import costliest_first, trial_points
-from hypertune.search.recorder import (
-    SEED_KEY,
-    Progress,
-    ProgressFn,
-    ResultRecorder,
-    live_recorder,
-    seed_of,
-)
-from hypertune.search.relay import relay
+from hypertune.search.packs import PACK_KEY
+from hypertune.search.recorder import SEED_KEY, Progress, ProgressFn, ResultRecorder, live_recorder
+from hypertune.search.trainable import make_trainable
 from hypertune.search.tuner import loggers, make_tuner
-from hypertune.space import ParamSpec, bayes_domains, decode_config, to_domain
-from hypertune.train import TrainSettings, check_config, fit
+from hypertune.space import bayes_domains, decode_config, to_domain
+from hypertune.train import check_config
 
 PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
 # The largest model one trial may build: with Adam's two moments about 1.6 GB of float32.
@@ -169,34 +161,6 @@ def _size_key(item: tuple[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def train_trial(
-    config: dict[str, Any],
-    data: DataBundle,
-    fixed: Mapping[str, Any],
-    specs: Mapping[str, ParamSpec],
-    settings: TrainSettings,
-    finished: Mapping[str, Mapping[str, float]] | None = None,
-    models: Mapping[str, Architecture] | None = None,
-) -> None:
-    """The Ray Tune trainable: one configuration, one seed, one report per epoch.
-
-    A trial in `finished` (recorded in results.csv before the driver stopped, but after Ray's
-    last experiment checkpoint) is not trained twice: it reports its recorded metrics once, so
-    the searcher learns them, and its row in results.csv stands as recorded. `models` are the
-    study's own architectures, registered in this worker before the model is built.
-    """
-    for architecture in (models or {}).values():
-        register_architecture(architecture)
-    recorded = (finished or {}).get(tune.get_context().get_trial_id())
-    if recorded is not None:
-        tune.report(dict(recorded))
-        return
-    searched = decode_config(config, specs)
-    seed = seed_of(searched)
-    trial = {k: v for k, v in searched.items() if not k.startswith("__") and k != SEED_KEY}
-    relay(lambda put: fit({**fixed, **trial}, data, settings, seed=seed, report=put), tune.report)
-
-
 def _execute(
     config: StudyConfig,
     data: DataBundle,
@@ -210,8 +174,11 @@ def _execute(
     try:
         started_here = cluster.start(address, config)
         slots = cluster.free_slots(config)
-        recorder = ResultRecorder(config, path, Progress(config.planned_trials()), progress)
-        trainable = make_trainable(config, data, recorder.kept)
+        points, plan = _plan(config, data, path, record, slots, restore)
+        recorder = ResultRecorder(
+            config, path, Progress(config.planned_trials()), progress, packs=plan
+        )
+        trainable = make_trainable(config, data, recorder.kept, plan)
         callbacks = [recorder, *loggers(path, config, record)]
         ray_dir = str((path / store.RAY_DIR).resolve())
         if restore and tune.Tuner.can_restore(ray_dir):
@@ -229,7 +196,7 @@ def _execute(
                 "the unfinished trials cannot be told apart; start a new study with --name"
             )
         else:
-            tuner = _new_tuner(config, data, trainable, path, slots, callbacks)
+            tuner = _new_tuner(config, trainable, path, slots, callbacks, points, plan)
         tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
     except BaseException:
         # Whatever stopped the study, it is not running any more and can be resumed.
@@ -249,44 +216,49 @@ def _execute(
     store.write_study(path, record)
 
 
-def make_trainable(
-    config: StudyConfig, data: DataBundle, finished: Mapping[str, Mapping[str, float]]
-) -> Any:
-    """`train_trial` with the study's data, fixed values, settings and resources bound."""
-    settings = TrainSettings(
-        epochs=config.epochs,
-        device="cuda" if config.gpus_per_trial > 0 else "cpu",
-        threads=max(1, int(config.cpus_per_trial)),
-        trainer=config.trainer,
-    )
-    return tune.with_resources(
-        tune.with_parameters(
-            train_trial,
-            data=data,
-            fixed=config.hyperparameters(),
-            specs=config.space,
-            settings=settings,
-            finished=finished,
-            models=user_architectures(config),
-        ),
-        {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
-    )
+def _plan(
+    config: StudyConfig,
+    data: DataBundle,
+    path: Path,
+    record: StudyRecord,
+    slots: int,
+    restore: bool,
+) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
+    """A grid or random study's trials in the order they are handed out, and its fused packs
+    (empty where no two trials train together).
+
+    The packs are planned for the slots of the study's first run, which study.json records,
+    so a resumed study finds the same packs under the same numbers.
+    """
+    if config.search not in ("grid", "random"):
+        return [], []
+    points = costliest_first(trial_points(config), config, data)
+    if restore and not record.packs:
+        return points, []  # it ran unfused
+    plan = packs.plan(points, config, data, int(record.packs.get("slots", slots)))
+    if all(len(pack) == 1 for pack in plan) and not record.packs:
+        return points, []
+    if not record.packs:  # recorded before the first trial starts: resume needs it
+        record.packs = packs.summary(plan, slots)
+        store.write_study(path, record)
+    return points, plan
 
 
 def _new_tuner(
     config: StudyConfig,
-    data: DataBundle,
     trainable: Any,
     path: Path,
     slots: int,
     callbacks: list[Any],
+    points: list[dict[str, Any]],
+    plan: list[list[dict[str, Any]]],
 ) -> Any:
     space: dict[str, Any] = {
         name: to_domain(spec, config.search) for name, spec in config.space.items()
     }
     metric = config.metric.objective_column
     mode = config.metric.direction
-    search_alg, num_samples = _searcher(config, data, space, metric, mode, slots)
+    search_alg, num_samples = _searcher(config, space, metric, mode, slots, points, plan)
     return make_tuner(
         config, trainable, space, search_alg, num_samples, path, store.RAY_DIR, callbacks
     )
@@ -294,17 +266,19 @@ def _new_tuner(
 
 def _searcher(
     config: StudyConfig,
-    data: DataBundle,
     space: dict[str, Any],
     metric: str,
     mode: str,
     slots: int,
+    points: list[dict[str, Any]],
+    plan: list[list[dict[str, Any]]],
 ) -> tuple[Any, int]:
     """The search algorithm and the number of samples Tune must draw.
 
-    Grid and random search hand Tune every trial as a point to evaluate, the costliest first
-    (:mod:`hypertune.search.order`), at most `slots` at once (fractional CPUs per trial would
-    otherwise let Tune start far more trial processes than the memory holds).
+    Grid and random search hand Tune every trial (or every fused pack of trials) as a point to
+    evaluate, the costliest first (:mod:`hypertune.search.order`), at most `slots` at once
+    (fractional CPUs per trial would otherwise let Tune start far more trial processes than the
+    memory holds).
 
     Bayesian and TPE search run under a ConcurrencyLimiter sized to the free slots: a
     model-based searcher suggests from what has finished, so more pending suggestions than
@@ -313,10 +287,14 @@ def _searcher(
     if config.search in ("grid", "random"):
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        if config.search == "grid":
-            space.update({s.name: tune.choice(s.grid_values()) for s in config.space.values()})
-        points = costliest_first(trial_points(config), config, data)
-        space[SEED_KEY] = tune.choice(list(range(config.seeds)))
+        if plan:  # a fused study: a Ray trial's config is the index of its pack
+            space.clear()
+            space[PACK_KEY] = tune.choice(list(range(len(plan))))
+            points = [{PACK_KEY: n} for n in range(len(plan))]
+        else:
+            if config.search == "grid":
+                space.update({s.name: tune.choice(s.grid_values()) for s in config.space.values()})
+            space[SEED_KEY] = tune.choice(list(range(config.seeds)))
         generator = BasicVariantGenerator(points_to_evaluate=points, max_concurrent=slots)
         return generator, len(points)
     from ray.tune.search import ConcurrencyLimiter
