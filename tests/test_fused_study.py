@@ -13,7 +13,7 @@ from hypertune.search import rerun_trial, run_study
 from hypertune.search.order import trial_points
 from hypertune.space import SEED_KEY
 from hypertune.store import read_results
-from hypertune.train import TrainSettings, fit
+from hypertune.train import TrainSettings, fit_member
 from test_search import scalar_tags
 
 RAW = {
@@ -37,11 +37,12 @@ def test_each_member_of_a_fused_study_is_its_own_trial(tmp_path: Path) -> None:
     assert sorted(packs.value_counts().tolist()) == [3, 3]  # two Ray trials, three members each
     wanted = sorted((p["lr"], p[SEED_KEY]) for p in trial_points(config))
     assert sorted(zip(results["lr"], results["seed"], strict=True)) == wanted
-    # Each row is what that trial gives when it trains alone, bit for bit.
+    # Each row is what that trial gives alone as a pack of one, bit for bit.
     data = load_dataset("digits")
     settings = TrainSettings(epochs=2)
     for row in results.to_dict("records"):
-        alone = fit({**RAW["model"], "lr": row["lr"]}, data, settings, seed=int(row["seed"]))
+        config = {**RAW["model"], "lr": row["lr"]}
+        alone = fit_member(config, data, settings, seed=int(row["seed"]))
         assert {k: row[k] for k in alone} == alone, row["trial_id"]
     # Each member's own TensorBoard curves, in a folder named by its trial id.
     for row in results.to_dict("records"):

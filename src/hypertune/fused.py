@@ -26,6 +26,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from hypertune.data import DataBundle
+from hypertune.masks import DropoutMasks
 from hypertune.models import create_model, resolve_config
 from hypertune.trial import (
     SECONDS,
@@ -40,8 +41,6 @@ from hypertune.trial import (
 FUSED_ARCHITECTURES = ("mlp", "cnn")
 # What members of one pack may differ in (besides the seed).
 MEMBER_KEYS = ("lr", "weight_decay", "momentum", "dropout")
-# Offset of a member's dropout stream from its seed (its batch order uses the seed itself).
-DROPOUT_STREAM = 0x5EED_D0
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch's defaults, as the lone trial uses them
 
 # One epoch of a pack: each member's metrics, or None for a member that has ended.
@@ -115,18 +114,6 @@ def fit_pack(
     return last
 
 
-class _Noise(nn.Module):
-    """Dropout with a given mask: multiplies by its `noise` buffer while training."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("noise", torch.ones(()), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        noise: torch.Tensor = self.noise  # type: ignore[assignment]
-        return x * noise if self.training else x
-
-
 class _Pack:
     """The stacked weights, buffers, generators and optimizer state of one pack."""
 
@@ -142,21 +129,19 @@ class _Pack:
         for config, seed in zip(configs, seeds, strict=True):
             torch.manual_seed(seed)  # the weights a lone trial with this seed starts from
             models.append(create_model(config, data.input_shape, data.num_classes).to(device))
-        self.dropout = [float(resolve_config(c).get("dropout", 0.0)) for c in configs]
         self.template = copy.deepcopy(models[0]).to("meta")
-        self.noise_names = self._replace_dropout(self.template, any(self.dropout))
+        dropout = [float(resolve_config(c).get("dropout", 0.0)) for c in configs]
+        self.masks = DropoutMasks(self.template, dropout, seeds, data.input_shape)
         stacked, self.buffers = stack_module_state(models)
         # Every member's weights in one row of one tensor: the optimizer steps it whole.
         self.layout = [(name, p.shape[1:], p[0].numel()) for name, p in stacked.items()]
         rows = [p.detach().reshape(len(models), -1) for p in stacked.values()]
         self.flat = torch.cat(rows, dim=1).requires_grad_()
         self.shuffle = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        self.masks = [torch.Generator().manual_seed(int(s) + DROPOUT_STREAM) for s in seeds]
         self.active = [True] * len(configs)
         keys = [trainer_keys(c) for c in configs]
         self.batch_size = keys[0].batch_size
         self.optimizer = _StackedOptimizer(self.flat, keys)
-        self.noise_shapes: dict[int, list[tuple[int, ...]]] = {}
 
         def forward(
             params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor
@@ -174,55 +159,6 @@ class _Pack:
             at += size
         return out
 
-    @staticmethod
-    def _replace_dropout(template: nn.Module, noisy: bool) -> list[str]:
-        """Dropout layers become :class:`_Noise` (masks drawn per member), or nothing where
-        no member drops out; returns the names of the noise buffers."""
-        names = []
-        for name, module in list(template.named_modules()):
-            if not isinstance(module, nn.Dropout):
-                continue
-            parent_name, _, child = name.rpartition(".")
-            parent = template.get_submodule(parent_name) if parent_name else template
-            setattr(parent, child, _Noise() if noisy else nn.Identity())
-            if noisy:
-                names.append(f"{name}.noise")
-        return names
-
-    def _shapes(self, batch: int) -> list[tuple[int, ...]]:
-        """The input shape of each dropout layer for a batch of `batch` examples."""
-        if batch not in self.noise_shapes:
-            shapes: list[tuple[int, ...]] = []
-            probe = copy.deepcopy(self.template)  # on meta: no compute, no state touched
-            for module in probe.modules():
-                if isinstance(module, _Noise):
-                    module.register_forward_hook(
-                        lambda _m, args, _out: shapes.append(tuple(args[0].shape))
-                    )
-            probe.train()
-            with torch.no_grad():
-                probe(torch.empty((batch, *self.data.input_shape), device="meta"))
-            self.noise_shapes[batch] = shapes
-        return self.noise_shapes[batch]
-
-    def _noise(self, batch: int) -> dict[str, torch.Tensor]:
-        """Each member's dropout masks for one step, drawn from its own generator."""
-        if not self.noise_names:
-            return {}
-        out = {}
-        device = self.data.x_train.device
-        dtype = self.data.x_train.dtype
-        for name, shape in zip(self.noise_names, self._shapes(batch), strict=True):
-            masks = []
-            for k, p in enumerate(self.dropout):
-                if p == 0:
-                    masks.append(torch.ones(shape, dtype=dtype))
-                    continue
-                mask = torch.empty(shape, dtype=dtype).bernoulli_(1 - p, generator=self.masks[k])
-                masks.append(mask.div_(1 - p))
-            out[name] = torch.stack(masks).to(device)
-        return out
-
     def train_epoch(self, count: int, size: int) -> list[float]:
         self.template.train()
         device = self.data.x_train.device
@@ -232,7 +168,8 @@ class _Pack:
         for step in range(batch_count(count, size)):
             idx = orders[:, step * size : (step + 1) * size]
             x, y = self.data.x_train[idx], self.data.y_train[idx]
-            buffers = {**self.buffers, **self._noise(idx.shape[1])}
+            noise = self.masks.draw(idx.shape[1], x.dtype, x.device)
+            buffers = {**self.buffers, **noise}
             logits = self.forward(self.params(), buffers, x)
             losses = _member_losses(logits, y)
             self.optimizer.zero_grad()

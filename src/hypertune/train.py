@@ -17,6 +17,7 @@ from torch import nn
 
 from hypertune.data import DataBundle
 from hypertune.fused import fit_pack, pack_key
+from hypertune.masks import DropoutMasks
 from hypertune.models import create_model, resolve_config
 from hypertune.trial import (
     SECONDS,
@@ -38,6 +39,7 @@ __all__ = [
     "check_config",
     "evaluate",
     "fit",
+    "fit_member",
     "fit_module",
     "warm_up",
 ]
@@ -63,21 +65,34 @@ def fit(
     whichever trainer `settings` names. A non-finite loss ends the trial after reporting it:
     further epochs cannot recover, and the store marks such a trial NAN.
 
-    A model that fuses (:func:`hypertune.fused.pack_key`) trains as a pack of one, so that it
-    trains exactly as it would as a member of a fused pack.
+    A model that fuses (:func:`hypertune.fused.pack_key`) draws its dropout masks from its
+    own generator (:mod:`hypertune.masks`), as a member of a fused pack does; in a fused study
+    (`settings.fused`) it trains as a pack of one (:func:`fit_member`).
     """
     if settings.trainer == "mltrainer":
         from hypertune.trainers import fit_mltrainer  # imports mlflow: only when asked for
 
         return fit_mltrainer(config, data, settings, seed, report)
-    if pack_key(config, data) is not None:
-        # A pack of one: the trial trains exactly as it does as a member of a fused pack.
-        def each(epoch: list[dict[str, float] | None]) -> None:
-            if report is not None and epoch[0] is not None:
-                report(epoch[0])
-
-        return fit_pack([config], data, settings, [seed], report=each)[0]
+    if settings.fused and pack_key(config, data) is not None:
+        return fit_member(config, data, settings, seed, report)
     return fit_module(config, data, settings, seed, report)
+
+
+def fit_member(
+    config: Mapping[str, Any],
+    data: DataBundle,
+    settings: TrainSettings,
+    seed: int = 0,
+    report: Report | None = None,
+) -> dict[str, float]:
+    """`fit` as a fused pack of one: how a member of a fused study trains alone (`rerun`), bit
+    for bit as it trained in its pack where the pack's arithmetic allows (MLPs)."""
+
+    def each(epoch: list[dict[str, float] | None]) -> None:
+        if report is not None and epoch[0] is not None:
+            report(epoch[0])
+
+    return fit_pack([config], data, settings, [seed], report=each)[0]
 
 
 def fit_module(
@@ -87,20 +102,26 @@ def fit_module(
     seed: int = 0,
     report: Report | None = None,
 ) -> dict[str, float]:
-    """`fit` as one `nn.Module` stepped by torch's optimizer: how a model that does not fuse
-    trains (and, in float64, what a fused member's training equals)."""
+    """`fit` as one `nn.Module` stepped by torch's optimizer: how a trial trains alone (and,
+    in float64, what a fused member's training equals)."""
     keys = trainer_keys(config)
     started = start(settings, seed)
     device = torch.device(settings.device)
     data = data.to(device)  # once per trial, not per batch
     model = create_model(config, data.input_shape, data.num_classes).to(device)
+    masks = None
+    if pack_key(config, data) is not None:  # dropout masks as a fused member draws them
+        dropout = float(resolve_config(config).get("dropout", 0.0))
+        masks = DropoutMasks(model, [dropout], [seed], data.input_shape)
     optimizer = make_optimizer(model, keys)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator(device="cpu").manual_seed(seed)
     best: dict[str, float] = {}
     metrics: dict[str, float] = {}
     for _ in range(settings.epochs):
-        train_loss = _train_epoch(model, optimizer, loss_fn, data, keys.batch_size, generator)
+        train_loss = _train_epoch(
+            model, optimizer, loss_fn, data, keys.batch_size, generator, masks
+        )
         valid_loss, accuracy = evaluate(model, data, loss_fn)
         metrics = {"train_loss": train_loss, "valid_loss": valid_loss, "accuracy": accuracy}
         best = update_best(best, metrics)
@@ -123,6 +144,7 @@ def _train_epoch(
     data: DataBundle,
     batch_size: int,
     generator: torch.Generator,
+    masks: DropoutMasks | None = None,
 ) -> float:
     model.train()
     count = len(data.y_train)
@@ -131,8 +153,11 @@ def _train_epoch(
     for step in range(batch_count(count, batch_size)):
         idx = order[step * batch_size : (step + 1) * batch_size]
         lengths = None if data.lengths_train is None else data.lengths_train[idx]
+        x = data.x_train[idx]
+        for name, mask in (masks.draw(len(idx), x.dtype, x.device) if masks else {}).items():
+            model.get_submodule(name.removesuffix(".noise")).noise = mask[0]
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(_forward(model, data.x_train[idx], lengths), data.y_train[idx])
+        loss = loss_fn(_forward(model, x, lengths), data.y_train[idx])
         loss.backward()
         optimizer.step()
         total += loss.detach() * len(idx)

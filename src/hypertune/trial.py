@@ -38,6 +38,9 @@ class TrainSettings:
     device: str = "cpu"
     threads: int = 1  # torch intra-op threads per trial
     trainer: str = "hypertune"  # hypertune (own loop) | mltrainer (the course's Trainer)
+    # The study trains in fused packs: a trial that fuses trains alone as a pack of one, so
+    # that it trains (and reruns) as its pack's members do.
+    fused: bool = False
 
 
 def trainer_keys(config: Mapping[str, Any]) -> TrainerKeys:

@@ -43,7 +43,10 @@ def rerun_trial(
     searched = {p: _native(value) for p, value in recorded.params.items()}
     trial = decode_config({**config.hyperparameters(), **searched}, config.space)
     settings = TrainSettings(
-        epochs=config.epochs, threads=max(1, int(config.cpus_per_trial)), trainer=config.trainer
+        epochs=config.epochs,
+        threads=max(1, int(config.cpus_per_trial)),
+        trainer=config.trainer,
+        fused=bool(record.packs),  # a member of a fused study reruns as a pack of one
     )
     metrics = fit(trial, data, settings, seed=recorded.seed)
     return metrics, recorded

@@ -115,7 +115,7 @@ def _run(
         }
         tuner = make_tuner(
             config,
-            make_trainable(config, data, {}),
+            make_trainable(config, data, {}, fused=bool(record.packs)),
             space,
             BasicVariantGenerator(points_to_evaluate=points, max_concurrent=slots),
             len(points),

@@ -35,14 +35,17 @@ def make_trainable(
     data: DataBundle,
     finished: Finished,
     packs: Sequence[Sequence[Mapping[str, Any]]] = (),
+    fused: bool = False,
 ) -> Any:
     """The study's trainable with its data, fixed values, settings and resources bound:
-    :func:`train_pack` where the study trains in `packs`, else :func:`train_trial`."""
+    :func:`train_pack` where the study trains in `packs`, else :func:`train_trial` (which
+    trains as a pack of one where the study is `fused`: failed members trained again)."""
     settings = TrainSettings(
         epochs=config.epochs,
         device="cuda" if config.gpus_per_trial > 0 else "cpu",
         threads=max(1, int(config.cpus_per_trial)),
         trainer=config.trainer,
+        fused=fused or bool(packs),
     )
     bound: dict[str, Any] = {
         "data": data,
@@ -99,7 +102,7 @@ def train_pack(
     metric: Metric,
 ) -> None:
     """The Ray Tune trainable of a fused study: the pack `config[PACK_KEY]` names, every member
-    reported each epoch. A pack of one trains as a lone trial (`fit`).
+    reported each epoch. A pack of one trains alone (`fit`, as a pack of one where it fuses).
 
     A pack whose members all have rows in results.csv (recorded before the driver stopped, but
     after Ray's last experiment checkpoint) is not trained again: it reports their recorded

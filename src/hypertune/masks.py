@@ -1,0 +1,102 @@
+"""Dropout masks drawn from each trial's own generator, the same alone as in a fused pack.
+
+A model's `nn.Dropout` layers draw from torch's global generator, which a fused pack cannot
+share out among its members. hypertune's own training (`hypertune.train.fit_module` and the
+fused packs of `hypertune.fused`) replaces them with :class:`Noise` layers and draws each
+step's masks here: member by member, layer by layer, from a generator seeded with the trial's
+seed. A trial thus sees the same masks alone and in any pack.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+# Offset of a trial's dropout stream from its seed (its batch order uses the seed itself).
+DROPOUT_STREAM = 0x5EED_D0
+
+
+class Noise(nn.Module):
+    """Dropout with a given mask: multiplies by its `noise` buffer while training."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("noise", torch.ones(()), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        noise: torch.Tensor = self.noise  # type: ignore[assignment]
+        return x * noise if self.training else x
+
+
+class DropoutMasks:
+    """The dropout masks of one trial or of each member of a pack, step by step.
+
+    Building it replaces the dropout layers of `model` (the pack's template, or a lone trial's
+    model): by :class:`Noise` where any member drops out, else by nothing.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dropout: Sequence[float],
+        seeds: Sequence[int],
+        input_shape: tuple[int, ...],
+    ) -> None:
+        self.dropout = list(dropout)
+        self.names = _replace_dropout(model, any(p > 0 for p in self.dropout))
+        self.generators = [torch.Generator().manual_seed(int(s) + DROPOUT_STREAM) for s in seeds]
+        self.input_shape = input_shape
+        self.probe = copy.deepcopy(model).to("meta") if self.names else None
+        self.shapes: dict[int, list[tuple[int, ...]]] = {}
+
+    def draw(self, batch: int, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+        """Each dropout layer's masks for one step of `batch` examples, `[members, *shape]`,
+        keyed by the name of the layer's noise buffer (empty where nothing drops out)."""
+        out = {}
+        for name, shape in zip(self.names, self._shapes(batch), strict=True):
+            masks = []
+            for p, generator in zip(self.dropout, self.generators, strict=True):
+                if p == 0:
+                    masks.append(torch.ones(shape, dtype=dtype))
+                    continue
+                mask = torch.empty(shape, dtype=dtype).bernoulli_(1 - p, generator=generator)
+                masks.append(mask.div_(1 - p))
+            out[name] = torch.stack(masks).to(device)
+        return out
+
+    def _shapes(self, batch: int) -> list[tuple[int, ...]]:
+        """The input shape of each dropout layer for a batch of `batch` examples."""
+        if batch not in self.shapes and self.probe is not None:
+            shapes: list[tuple[int, ...]] = []
+            hooks = [
+                module.register_forward_hook(
+                    lambda _m, args, _out: shapes.append(tuple(args[0].shape))
+                )
+                for module in self.probe.modules()
+                if isinstance(module, Noise)
+            ]
+            self.probe.train()
+            with torch.no_grad():  # on the meta device: shapes only, no arithmetic
+                self.probe(torch.empty((batch, *self.input_shape), device="meta"))
+            for hook in hooks:
+                hook.remove()
+            self.shapes[batch] = shapes
+        return self.shapes.get(batch, [])
+
+
+def _replace_dropout(model: nn.Module, noisy: bool) -> list[str]:
+    """Dropout layers become :class:`Noise`, or nothing where no member drops out; returns the
+    names of the noise buffers, in the model's order."""
+    names = []
+    for name, module in list(model.named_modules()):
+        if not isinstance(module, nn.Dropout):
+            continue
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, Noise() if noisy else nn.Identity())
+        if noisy:
+            names.append(f"{name}.noise")
+    return names
