@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from hypertune import stacked as stacked_forward
 from hypertune.data import DataBundle
 from hypertune.masks import DropoutMasks
 from hypertune.models import create_model, resolve_config
@@ -148,8 +149,23 @@ class _Pack:
         ) -> torch.Tensor:
             return functional_call(self.template, (params, buffers), (x,))
 
-        self.forward = vmap(forward, in_dims=(0, 0, 0), randomness="error")
-        self.forward_shared = vmap(forward, in_dims=(0, 0, None), randomness="error")
+        if stacked_forward.supported(self.template):  # an MLP: batched products, no vmap
+            members = len(configs)
+
+            def plain(
+                params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor
+            ) -> torch.Tensor:
+                return stacked_forward.forward(self.template, {**params, **buffers}, x)
+
+            def shared(
+                params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor
+            ) -> torch.Tensor:
+                return plain(params, buffers, x.expand(members, *x.shape))
+
+            self.forward, self.forward_shared = plain, shared
+        else:
+            self.forward = vmap(forward, in_dims=(0, 0, 0), randomness="error")
+            self.forward_shared = vmap(forward, in_dims=(0, 0, None), randomness="error")
 
     def params(self) -> dict[str, torch.Tensor]:
         """Each weight of the model, stacked over members: views into :attr:`flat`."""
