@@ -134,10 +134,17 @@ class _Pack:
         dropout = [float(resolve_config(c).get("dropout", 0.0)) for c in configs]
         self.masks = DropoutMasks(self.template, dropout, seeds, data.input_shape)
         stacked, self.buffers = stack_module_state(models)
-        # Every member's weights in one row of one tensor: the optimizer steps it whole.
-        self.layout = [(name, p.shape[1:], p[0].numel()) for name, p in stacked.items()]
+        # Every member's weights in one row of one tensor, which the optimizer steps whole;
+        # each weight is a view into it, a leaf of its own for autograd.
         rows = [p.detach().reshape(len(models), -1) for p in stacked.values()]
-        self.flat = torch.cat(rows, dim=1).requires_grad_()
+        self.flat = torch.cat(rows, dim=1)
+        self.weights: dict[str, torch.Tensor] = {}
+        at = 0
+        for name, p in stacked.items():
+            size = p[0].numel()
+            view = self.flat[:, at : at + size].view(p.shape)
+            self.weights[name] = view.requires_grad_()
+            at += size
         self.shuffle = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self.active = [True] * len(configs)
         keys = [trainer_keys(c) for c in configs]
@@ -169,11 +176,18 @@ class _Pack:
 
     def params(self) -> dict[str, torch.Tensor]:
         """Each weight of the model, stacked over members: views into :attr:`flat`."""
-        out, at, members = {}, 0, self.flat.shape[0]
-        for name, shape, size in self.layout:
-            out[name] = self.flat[:, at : at + size].view(members, *shape)
-            at += size
-        return out
+        return self.weights
+
+    def gradient(self) -> torch.Tensor:
+        """The weights' gradients laid out as :attr:`flat` (zero where a weight has none)."""
+        members = self.flat.shape[0]
+        parts = [
+            torch.zeros_like(w).reshape(members, -1)
+            if w.grad is None
+            else w.grad.reshape(members, -1)
+            for w in self.weights.values()
+        ]
+        return torch.cat(parts, dim=1)
 
     def train_epoch(self, count: int, size: int) -> list[float]:
         self.template.train()
@@ -188,9 +202,10 @@ class _Pack:
             buffers = {**self.buffers, **noise}
             logits = self.forward(self.params(), buffers, x)
             losses = _member_losses(logits, y)
-            self.optimizer.zero_grad()
+            for weight in self.weights.values():
+                weight.grad = None
             losses[active].sum().backward()
-            self.optimizer.step()
+            self.optimizer.step(self.gradient())
             total += losses.detach().to(torch.float64) * idx.shape[1]
         return (total / count).tolist()  # one device sync per epoch
 
@@ -221,18 +236,14 @@ class _StackedOptimizer:
     """
 
     def __init__(self, flat: torch.Tensor, keys: Sequence[Any]) -> None:
-        self.params = [flat]
+        self.flat = flat
         self.kind = keys[0].optimizer
         self.lr = [k.lr for k in keys]
         self.weight_decay = [k.weight_decay for k in keys]
         self.momentum = [k.momentum for k in keys]
         self.steps = 0
-        self.state: list[dict[str, torch.Tensor]] = [{} for _ in self.params]
+        self.state: dict[str, torch.Tensor] = {}
         self._tensors: dict[tuple[Any, ...], torch.Tensor] = {}
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
 
     def _per_member(self, values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
         """`values` (one per member) shaped to scale each member's slice of `like`."""
@@ -244,15 +255,13 @@ class _StackedOptimizer:
         return self._tensors[key]
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, grad: torch.Tensor) -> None:
+        """One step of every member, `grad` laid out as the weights are."""
         self.steps += 1
-        for param, state in zip(self.params, self.state, strict=True):
-            if param.grad is None:
-                continue
-            if self.kind == "sgd":
-                self._sgd(param, param.grad, state)
-            else:
-                self._adam(param, param.grad, state)
+        if self.kind == "sgd":
+            self._sgd(self.flat, grad, self.state)
+        else:
+            self._adam(self.flat, grad, self.state)
 
     def _sgd(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
         grad = grad + param * self._per_member(self.weight_decay, param)
