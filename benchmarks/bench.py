@@ -213,9 +213,8 @@ def ray_started(way: str, starts: dict[str, list[float]]) -> Iterator[None]:
     """A fresh local Ray for one way, started the way it starts Ray and ready: its workers have
     started and gone idle. The start-up goes to `starts[way]`, not into the way's time.
 
-    hypertune's Ray has its workers preload torch, Ray Tune and torch's warm-up; a plain
-    `ray.init` (the course-style script's) does not, and must not: without actor reuse, every
-    trial would pay for that preload in a process of its own."""
+    Both start a plain local Ray; Tune then starts each trial's actor in a process of its own
+    (with its runtime environment), which imports torch and Ray Tune."""
     import ray
 
     from hypertune.search import cluster
@@ -271,7 +270,7 @@ def measure(
         ("floor", lambda: run_floor(config, trials)),
         ("course", lambda: run_course_style(config, trials, storage)),
         ("hypertune", lambda: run_hypertune(config, storage)),
-        # No Ray running: run_study starts one, and its start-up and workers' preload count.
+        # No Ray running: run_study starts one, and its start-up and its workers' imports count.
         ("fresh", lambda: run_hypertune(replace(config, name=f"{config.name}-fresh"), storage)),
     ]
     for key, step in steps:
