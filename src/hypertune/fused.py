@@ -1,16 +1,17 @@
-"""Fused training: the trials of a pack trained as one batched model (`torch.func`).
+"""Fused training: the trials of a pack trained as one batched model.
 
 Members of a pack share the data, the epochs, the batch size, the optimizer kind and every model
 key but dropout; they may differ in seed, learning rate, weight decay, momentum and dropout.
-Their weights are stacked and one `vmap`-ed step trains them all, so a pack of 16 small models
+Their weights are stacked and one step trains them all (an MLP's layers as batched products,
+:mod:`hypertune.stacked`; other models through `torch.func.vmap`), so a pack of 16 small models
 costs little more per step than one.
 
 Every member keeps its own randomness: its weights are initialised from its seed as a lone trial's
 are, its batch order comes from its own generator, and its dropout masks from another, drawn for
-it alone. Its optimizer step is torch's, with its own learning rate, weight decay and momentum.
-So a member trains exactly as it would alone, whatever else is in its pack: `fit` trains such a
-trial as a pack of one, and a member whose loss stops being finite is left out of the pack's
-loss and reported no more, while the others train on.
+it alone (:mod:`hypertune.masks`). Its optimizer step is torch's, with its own learning rate,
+weight decay and momentum. So a member trains as it would alone, whatever else is in its pack
+(`hypertune.train.fit_member` trains one as a pack of one), and a member whose loss stops being
+finite is left out of the pack's loss and reported no more, while the others train on.
 """
 
 from __future__ import annotations
