@@ -239,7 +239,10 @@ class ResultRecorder(tune.Callback):
 
     def _record(self, trial: Any, status: TrialStatus | None) -> None:
         for record in trial_records(trial, self.config.space, self.packs, status):
-            if record.trial_id in self.kept:
+            # Recorded before a crash: a lone Ray trial by its own id (a retried trial's row
+            # keeps the id of the row it replaces), a pack's member by its member id.
+            recorded = record.trial_id if PACK_KEY in trial.config else trial.trial_id
+            if recorded in self.kept:
                 continue
             if record.status is TrialStatus.FINISHED and record.epochs < self.config.epochs:
                 # Stopped by an interrupt (Ray marks such trials TERMINATED): not a result of
