@@ -300,7 +300,7 @@ def _start_local_ray(config: StudyConfig, args: argparse.Namespace) -> bool:
     loading = threading.Thread(target=_import_quietly, args=("hypertune.search.run",))
     loading.daemon = True
     loading.start()
-    started = cluster.start(None, config)
+    started = cluster.start(None)
     loading.join()
     return started
 

@@ -55,13 +55,10 @@ _local: dict[str, Any] = {}
 _stopping: list[threading.Thread] = []
 
 
-def start(
-    address: str | None, config: StudyConfig | None = None, num_cpus: int | None = None
-) -> bool:
+def start(address: str | None, num_cpus: int | None = None) -> bool:
     """Start (or join, with `address` or RAY_ADDRESS) Ray; True if this call started it.
 
-    A Ray started here (no address) uses `num_cpus` CPUs (default: all of them). `config` is
-    accepted for callers that know the study; Ray's public options need nothing from it.
+    A Ray started here (no address) uses `num_cpus` CPUs (default: all of them).
 
     A local Ray keeps Ray's token authentication (Ray's default for a local cluster): a Ray
     started here with RAY_AUTH_MODE=disabled is refused. Ray reads its other settings (usage

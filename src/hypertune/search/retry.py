@@ -105,7 +105,7 @@ def _run(
     points = _points(config, trials)
     started_here = False
     try:
-        started_here = cluster.start(address, config)
+        started_here = cluster.start(address)
         slots = cluster.free_slots(config)
         ids = [trial.trial_id for trial in trials]
         recorder = ResultRecorder(config, path, Progress(len(points)), progress, retry=ids)

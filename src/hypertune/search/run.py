@@ -172,7 +172,7 @@ def _execute(
 ) -> None:
     started_here = False
     try:
-        started_here = cluster.start(address, config)
+        started_here = cluster.start(address)
         slots = cluster.free_slots(config)
         points, plan = _plan(config, data, path, record, slots, restore)
         recorder = ResultRecorder(
