@@ -80,7 +80,8 @@ def fit_pack(
     """
     if len(configs) != len(seeds) or not configs:
         raise ValueError("fit_pack: one seed per configuration, and at least one configuration")
-    if len({pack_key(c, data) for c in configs}) != 1 or pack_key(configs[0], data) is None:
+    keys = {pack_key(c, data) for c in configs}
+    if len(keys) != 1 or None in keys:
         raise ValueError("fit_pack: these configurations cannot train as one pack")
     started = start(settings, seeds[0])
     device = torch.device(settings.device)
