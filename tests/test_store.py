@@ -122,7 +122,7 @@ def test_damaged_results_are_one_error_line(
     if command == "resume":
         write_study(path, replace(read_study(tmp_path, "s"), status=StudyState.INTERRUPTED))
     code = main(
-        [command, "s", "--storage", str(tmp_path), "--out", str(tmp_path / "r")][
+        [command, "s", "--storage", str(tmp_path), "--out", str(reports_beside(tmp_path))][
             : 4 + 2 * (command != "show")
         ]
     )
@@ -266,7 +266,8 @@ def test_a_study_in_use_cannot_be_resumed_or_locked_twice(tmp_path: Path) -> Non
             study_lock(path),
         ):
             pass
-        done = run_cli("resume", "s", "--storage", str(tmp_path), cwd=tmp_path, timeout=60)
+        out = str(reports_beside(tmp_path))
+        done = run_cli("resume", "s", "--storage", str(tmp_path), "--out", out, cwd=tmp_path)
         assert done.returncode == 2
         assert done.stderr.strip().startswith("error: study 's' is being run by another process")
     finally:
@@ -277,13 +278,18 @@ def test_a_study_in_use_cannot_be_resumed_or_locked_twice(tmp_path: Path) -> Non
         pass
 
 
+def reports_beside(storage: Path) -> Path:
+    """A folder of reports beside `storage` (one inside it is refused)."""
+    return storage.parent / f"{storage.name}-reports"
+
+
 def test_a_report_is_named_by_the_command_not_by_the_study_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     path = study(tmp_path, "original")
     shutil.copytree(path, tmp_path / "copy")
     write_study(tmp_path / "copy", replace(read_study(tmp_path, "copy"), name="../../escaped"))
-    out = tmp_path / "reports"
+    out = reports_beside(tmp_path)
     assert main(["report", "copy", "--storage", str(tmp_path), "--out", str(out)]) == 0
     capsys.readouterr()
     assert sorted(p.name for p in out.iterdir()) == ["copy"]
@@ -323,13 +329,11 @@ def test_a_report_folder_that_is_a_file_is_one_error_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     study(tmp_path)
-    (tmp_path / "afile").write_text("")
-    code = main(["report", "s", "--storage", str(tmp_path), "--out", str(tmp_path / "afile")])
+    afile = reports_beside(tmp_path)
+    afile.write_text("")
+    code = main(["report", "s", "--storage", str(tmp_path), "--out", str(afile)])
     assert code == 2
-    assert (
-        capsys.readouterr().err.strip()
-        == f"error: --out: {tmp_path / 'afile'} is a file, not a folder"
-    )
+    assert capsys.readouterr().err.strip() == f"error: --out: {afile} is a file, not a folder"
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077])
@@ -342,7 +346,7 @@ def test_a_report_folder_gets_the_mode_the_umask_allows(tmp_path: Path, mask: in
 
     old = os.umask(mask)
     try:
-        publish(tmp_path / "reports" / "s", build)
+        publish(tmp_path / "reports" / "s", build, "s")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "reports" / "s").stat().st_mode) == 0o777 & ~mask

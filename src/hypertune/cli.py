@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from hypertune.config import AGGREGATES
-from hypertune.errors import HypertuneError, ReportError
+from hypertune.errors import HypertuneError, OutputError, ReportError
 from hypertune.progress import ProgressLine
-from hypertune.show import cmd_report, cmd_rerun, cmd_show, write_study_report
+from hypertune.show import cmd_report, cmd_rerun, cmd_show, report_folder, write_study_report
 
 if TYPE_CHECKING:
     from hypertune.config import StudyConfig
@@ -250,7 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     store.check_new_study(args.storage, config.name)
     store.check_folder(args.storage, "--storage")
-    store.check_folder(args.out, "--out")
+    report_folder(args)  # a report that could not replace what is there is refused now
     started = _start_local_ray(config, args)
     try:
         from hypertune.search import run_study
@@ -317,7 +317,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from hypertune.store import check_folder, read_study
 
     record = read_study(args.storage, args.name)
-    check_folder(args.out, "--out")
+    check_folder(args.storage, "--storage")
+    report_folder(args)
     path: Path | None = None
     if record.status is not StudyState.FINISHED or not args.retry_failed:
         line = ProgressLine(record.objective_column)
@@ -359,6 +360,9 @@ def _finish(path: Path, args: argparse.Namespace) -> int:
         # The study itself is complete and stored; only its pictures cannot be drawn.
         print(f"warning: no report drawn: {exc}", file=sys.stderr)
         return 0
+    except OutputError as exc:
+        print(f"error: {exc}; the study is stored: `report {path.name}` draws it", file=sys.stderr)
+        return EXIT_USER_ERROR
     for item in written:
         print(f"report: {item}")
     return 0

@@ -23,3 +23,8 @@ class StudyError(HypertuneError):
 
 class ReportError(HypertuneError, ValueError):
     """Results cannot be drawn as asked (unknown column, mixed budgets, no usable trials)."""
+
+
+class OutputError(HypertuneError):
+    """A file hypertune would write cannot be: its place holds what hypertune did not write,
+    or the disk is full."""

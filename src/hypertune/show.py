@@ -86,13 +86,30 @@ def write_study_report(
 ) -> list[Path]:
     """Heatmaps (one pair, or every pair and pairs.png), report.pdf and report.md."""
     from hypertune.report import write_report
-    from hypertune.store import check_folder, study_dir
 
-    # Named by the command, never by study.json: a copied or edited study cannot write over
-    # another study's report, nor outside --out.
-    folder = study_dir(check_folder(args.out, "--out"), args.name)
+    folder = report_folder(args)
     full_budget = getattr(args, "full_budget", False)
     return write_report(record, results, folder, x, y, metric, agg, full_budget)
+
+
+def report_folder(args: argparse.Namespace) -> Path:
+    """Where the report of the study `args.name` goes: `args.out`/<name>, checked before
+    anything is written (or, for `run`, before anything runs).
+
+    Named by the command, never by study.json: a copied or edited study cannot write over
+    another study's report, nor outside --out.
+
+    Raises:
+        StudyError, OutputError: `--out` cannot be written, lies inside `--storage`, or
+            <name> there holds something other than an earlier report of this study.
+    """
+    from hypertune.report.files import check_target
+    from hypertune.store import check_folder, check_out, study_dir
+
+    check_out(check_folder(args.out, "--out"), args.storage)
+    folder = study_dir(args.out, args.name)
+    check_target(folder, args.name)
+    return folder
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:

@@ -67,6 +67,22 @@ def check_folder(folder: str | Path, flag: str) -> Path:
     return path
 
 
+def check_out(out: str | Path, storage: str | Path) -> Path:
+    """Make sure reports written to `out` can never replace a study: `out` is neither the
+    storage folder nor inside it (reports/<name>/ would then be the study's own folder).
+
+    Raises:
+        StudyError: `out` is `storage` or a folder inside it.
+    """
+    where, studies = Path(out).resolve(), Path(storage).resolve()
+    if where == studies or studies in where.parents:
+        raise StudyError(
+            f"--out: {out} is inside --storage {storage}; a report there would replace a "
+            "study's folder: give --out a folder of its own (default: reports)"
+        )
+    return Path(out)
+
+
 def known_studies(storage: str | Path) -> list[str]:
     """Names of the studies under `storage` (folders holding a study.json)."""
     root = Path(storage)

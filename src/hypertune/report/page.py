@@ -290,7 +290,7 @@ def write_report(
         written.append(write_markdown(content, staging / "report.md", written))
         return written
 
-    return publish(folder, build)
+    return publish(folder, build, record.name)
 
 
 def _best_levels(content: ReportContent) -> dict[tuple[str, str | None], tuple[Any, Any]]:
