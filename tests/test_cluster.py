@@ -103,3 +103,69 @@ def test_study_runs_on_a_cluster_through_address(
     assert len(results) == 2 and set(results["status"]) == {"TERMINATED"}
     # The trials ran in workers of the cluster's node, not on a Ray the driver started itself.
     assert list(session.glob("session_*/logs/worker-*"))
+
+
+CLUSTER_STUDY = """
+[study]
+name = "nodes"
+data = "digits-seq"
+epochs = 12
+checkpoint_seconds = 0
+
+[model]
+architecture = "gru"
+lr = 0.01
+batch_size = 64
+
+[space]
+num_layers = [1, 2, 3]
+hidden_size = [32, 48]
+"""
+
+
+@pytest.mark.slow
+def test_a_lost_worker_node_costs_no_trial(
+    ray_head: tuple[str, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    address, _, auth = ray_head
+    # The worker node on an address of its own (127.0.0.2 is loopback too), so that the driver
+    # attaches to the head node's raylet and losing the worker node does not take the driver.
+    worker_temp = tempfile.mkdtemp(prefix="ht-node-", dir="/tmp")
+    env = {**os.environ, **auth}
+    joined = subprocess.run(
+        [RAY, "start", f"--address={address}", "--num-cpus=2", "--node-ip-address=127.0.0.2",
+         "--disable-usage-stats", f"--temp-dir={worker_temp}"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    try:
+        assert joined.returncode == 0, joined.stderr
+        (tmp_path / "nodes.toml").write_text(CLUSTER_STUDY)
+        study = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parents[1] / "hypertuner.py"), "run",
+             "nodes.toml", "--address", address],
+            cwd=tmp_path, env={**env, "PYTHONUNBUFFERED": "1"}, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        # Once four trials train (two on each node), the worker node goes: killed outright.
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and study.poll() is None:
+            running = list((tmp_path / "runs/nodes/ray").glob("*/result.json"))
+            if sum(p.stat().st_size > 0 for p in running) >= 4:
+                break
+            time.sleep(0.2)
+        assert study.poll() is None, "the study ended before the node could be lost"
+        assert _processes_under(worker_temp)
+        for pid in _processes_under(worker_temp):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _, err = study.communicate(timeout=400)
+    finally:
+        _stop_head(worker_temp)
+        shutil.rmtree(worker_temp, ignore_errors=True)
+    assert study.returncode == 0, err
+    results = pd.read_csv(tmp_path / "runs" / "nodes" / "results.csv")
+    assert len(results) == 6 and results["trial_id"].is_unique
+    assert set(results["status"]) == {"TERMINATED"}
+    assert set(results["epochs"]) == {12}
+    assert "retried" in err, err
+    assert "Traceback" not in err, err

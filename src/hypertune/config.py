@@ -46,6 +46,9 @@ _TABLES = {
         "trainer",
         "scheduler",
         "fuse",
+        "retries",
+        "checkpoint_seconds",
+        "keep_checkpoints",
     },
     "model": None,  # any scalar; the model factory and trainer check the names
     "space": None,  # any parameter name; each value is a spec
@@ -97,6 +100,11 @@ class StudyConfig:
     report: dict[str, Any] = field(default_factory=dict)  # default report metric/x/y/agg
     # Grid and random trials of one shape train together as fused packs (False: each alone).
     fuse: bool = True
+    # A trial lost to the infrastructure (node, actor or worker gone) is retried this often.
+    retries: int = 2
+    # Trials checkpoint at the first epoch end this long after the last (0: every epoch).
+    checkpoint_seconds: float = 10.0
+    keep_checkpoints: bool = False  # False: a finished study's checkpoints are removed
     # Where `module:callable` references are looked up first (the study file's folder).
     code_dir: str | None = field(default=None, compare=False)
     # The space of the study a --smoke run stands for: preflight checks all of it.
@@ -124,6 +132,9 @@ class StudyConfig:
             "seeds": self.seeds,
             "trainer": self.trainer,
             "fuse": self.fuse,
+            "retries": self.retries,
+            "checkpoint_seconds": self.checkpoint_seconds,
+            "keep_checkpoints": self.keep_checkpoints,
         }
         resources = {
             "cpus_per_trial": self.cpus_per_trial,
@@ -302,6 +313,9 @@ def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
         max_concurrent=_whole(resources, "max_concurrent"),
         report=_report_settings(raw.get("report", {})),
         fuse=_flag(study, "study.fuse", True),
+        retries=_count(study, "study.retries", 2),
+        checkpoint_seconds=_seconds(study, "study.checkpoint_seconds", 10.0),
+        keep_checkpoints=_flag(study, "study.keep_checkpoints", False),
     )
     _check_size(config)
     return config
@@ -385,6 +399,24 @@ def _flag(table: Mapping[str, Any], where: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     return value
+
+
+def _count(table: Mapping[str, Any], where: str, default: int) -> int:
+    """A whole number >= 0."""
+    value = table.get(where.rpartition(".")[2], default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _seconds(table: Mapping[str, Any], where: str, default: float) -> float:
+    """A finite number of seconds >= 0."""
+    value = table.get(where.rpartition(".")[2], default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"{where}: expected a number of seconds >= 0, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {value} is not a finite number")
+    return float(value)
 
 
 def _choice(table: Mapping[str, Any], where: str, default: str, choices: Sequence[str]) -> str:

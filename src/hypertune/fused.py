@@ -17,6 +17,7 @@ finite is left out of the pack's loss and reported no more, while the others tra
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +33,12 @@ from hypertune.masks import DropoutMasks
 from hypertune.models import create_model, resolve_config
 from hypertune.trial import (
     SECONDS,
+    Save,
+    State,
     TrainSettings,
     batch_count,
+    random_state,
+    set_random_state,
     start,
     trainer_keys,
     update_best,
@@ -72,11 +77,14 @@ def fit_pack(
     settings: TrainSettings,
     seeds: Sequence[int],
     report: PackReport | None = None,
+    resume: State | None = None,
+    save: Save | None = None,
 ) -> list[dict[str, float]]:
     """Train every configuration of one pack (equal :func:`pack_key`) for `settings.epochs`.
 
     Returns each member's last metrics (those of its last epoch), in the order given. Each epoch
-    reports, per member, what `hypertune.train.fit` reports for a lone trial.
+    reports, per member, what `hypertune.train.fit` reports for a lone trial. `resume` and
+    `save`: as for `fit`, one state for the whole pack.
     """
     if len(configs) != len(seeds) or not configs:
         raise ValueError("fit_pack: one seed per configuration, and at least one configuration")
@@ -90,7 +98,24 @@ def fit_pack(
     count, size = len(data.y_train), pack.batch_size
     last: list[dict[str, float]] = [{} for _ in configs]
     best: list[dict[str, float]] = [{} for _ in configs]
-    for _ in range(settings.epochs):
+    done = 0
+    if resume is not None:
+        pack.set_state(resume["pack"])
+        set_random_state(resume["random"])
+        last, best, done = list(resume["metrics"]), list(resume["best"]), resume["epoch"]
+        started -= resume["seconds"]
+
+    def state(epoch: int, seconds: float) -> State:
+        return {
+            "epoch": epoch,
+            "seconds": seconds,
+            "pack": pack.get_state(),
+            "random": random_state(),
+            "best": best,
+            "metrics": last,
+        }
+
+    for number in range(done + 1, settings.epochs + 1):
         train_losses = pack.train_epoch(count, size)
         valid_losses, accuracies = pack.evaluate()
         seconds = time.perf_counter() - started
@@ -110,6 +135,8 @@ def fit_pack(
             epoch.append({**metrics, SECONDS: seconds})
             if not all(math.isfinite(metrics[name]) for name in ("train_loss", "valid_loss")):
                 pack.active[k] = False  # ends after this report, as a lone trial does
+        if save is not None and any(pack.active) and number < settings.epochs:
+            save(functools.partial(state, number, seconds))
         if report is not None:
             report(epoch)
         if not any(pack.active):
@@ -175,6 +202,30 @@ class _Pack:
         else:
             self.forward = vmap(forward, in_dims=(0, 0, 0), randomness="error")
             self.forward_shared = vmap(forward, in_dims=(0, 0, None), randomness="error")
+
+    def get_state(self) -> State:
+        """The weights, buffers, generators, optimizer state and members still training."""
+        return {
+            "flat": self.flat,
+            "buffers": self.buffers,
+            "shuffle": [g.get_state() for g in self.shuffle],
+            "masks": self.masks.get_state(),
+            "optimizer": self.optimizer.get_state(),
+            "active": list(self.active),
+        }
+
+    @torch.no_grad()
+    def set_state(self, state: State) -> None:
+        """Put back what :meth:`get_state` took (in place: the weights stay views of one
+        tensor)."""
+        self.flat.copy_(state["flat"])
+        for name, buffer in self.buffers.items():
+            buffer.copy_(state["buffers"][name])
+        for generator, saved in zip(self.shuffle, state["shuffle"], strict=True):
+            generator.set_state(saved)
+        self.masks.set_state(state["masks"])
+        self.optimizer.set_state(state["optimizer"])
+        self.active = list(state["active"])
 
     def params(self) -> dict[str, torch.Tensor]:
         """Each weight of the model, stacked over members: views into :attr:`flat`."""
@@ -246,6 +297,13 @@ class _StackedOptimizer:
         self.steps = 0
         self.state: dict[str, torch.Tensor] = {}
         self._tensors: dict[tuple[Any, ...], torch.Tensor] = {}
+
+    def get_state(self) -> State:
+        return {"steps": self.steps, "state": self.state}
+
+    def set_state(self, state: State) -> None:
+        self.steps = int(state["steps"])
+        self.state = {k: v.to(self.flat.device).clone() for k, v in state["state"].items()}
 
     def _per_member(self, values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
         """`values` (one per member) shaped to scale each member's slice of `like`."""

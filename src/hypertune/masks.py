@@ -52,6 +52,14 @@ class DropoutMasks:
         self.probe = copy.deepcopy(model).to("meta") if self.names else None
         self.shapes: dict[int, list[tuple[int, ...]]] = {}
 
+    def get_state(self) -> list[torch.Tensor]:
+        """Where each member's generator stands (to continue from a checkpoint)."""
+        return [generator.get_state() for generator in self.generators]
+
+    def set_state(self, states: list[torch.Tensor]) -> None:
+        for generator, state in zip(self.generators, states, strict=True):
+            generator.set_state(state)
+
     def draw(self, batch: int, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
         """Each dropout layer's masks for one step of `batch` examples, `[members, *shape]`,
         keyed by the name of the layer's noise buffer (empty where nothing drops out)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
@@ -64,6 +65,8 @@ class ProgressLine:
             f"trials {state.done}/{state.total} done, {state.running} running, "
             f"{state.failed} failed | best {self.metric} {best}"
         )
+        if state.retried:
+            text = text.replace(" failed |", f" failed, {len(state.retried)} retried |")
         if state.epochs_total:
             text += f" | epochs {state.epochs}/{state.epochs_total}"
         if clock:
@@ -102,3 +105,16 @@ class ProgressLine:
             self._show(final=True)
             if self.live and self.last:
                 print(file=self.stream, flush=True)
+            if self.state is not None and self.state.retried:
+                print(retried_summary(self.state.retried), file=self.stream, flush=True)
+
+
+def retried_summary(retried: dict[str, str]) -> str:
+    """One line: how many trials were restarted from their last checkpoint, and why."""
+    reasons = Counter(retried.values()).most_common()
+    why = "; ".join(f"{reason} ({n}x)" if n > 1 else reason for reason, n in reasons[:3])
+    more = f"; and {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""
+    return (
+        f"retried {len(retried)} trials from their last checkpoint after the infrastructure "
+        f"failed them: {why}{more}"
+    )

@@ -7,6 +7,7 @@ already in memory (and on the device): for small in-memory data that beats a Dat
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Mapping
@@ -22,9 +23,13 @@ from hypertune.models import create_model, resolve_config
 from hypertune.trial import (
     SECONDS,
     Report,
+    Save,
+    State,
     TrainSettings,
     batch_count,
     make_optimizer,
+    random_state,
+    set_random_state,
     start,
     trainer_keys,
     update_best,
@@ -35,6 +40,8 @@ from hypertune.trial import (
 __all__ = [
     "SECONDS",
     "Report",
+    "Save",
+    "State",
     "TrainSettings",
     "check_config",
     "evaluate",
@@ -57,6 +64,8 @@ def fit(
     settings: TrainSettings,
     seed: int = 0,
     report: Report | None = None,
+    resume: State | None = None,
+    save: Save | None = None,
 ) -> dict[str, float]:
     """Train one configuration for `settings.epochs` epochs; return the last epoch's metrics.
 
@@ -68,14 +77,18 @@ def fit(
     A model that fuses (:func:`hypertune.fused.pack_key`) draws its dropout masks from its
     own generator (:mod:`hypertune.masks`), as a member of a fused pack does; in a fused study
     (`settings.fused`) it trains as a pack of one (:func:`fit_member`).
+
+    `save` is offered the loop's whole state after every epoch but the last; training resumed
+    from such a state (`resume`) goes on with the next epoch and ends with exactly the numbers
+    of an uninterrupted run. mltrainer's loop offers none and always starts at epoch 0.
     """
     if settings.trainer == "mltrainer":
         from hypertune.trainers import fit_mltrainer  # imports mlflow: only when asked for
 
         return fit_mltrainer(config, data, settings, seed, report)
     if settings.fused and pack_key(config, data) is not None:
-        return fit_member(config, data, settings, seed, report)
-    return fit_module(config, data, settings, seed, report)
+        return fit_member(config, data, settings, seed, report, resume, save)
+    return fit_module(config, data, settings, seed, report, resume, save)
 
 
 def fit_member(
@@ -84,6 +97,8 @@ def fit_member(
     settings: TrainSettings,
     seed: int = 0,
     report: Report | None = None,
+    resume: State | None = None,
+    save: Save | None = None,
 ) -> dict[str, float]:
     """`fit` as a fused pack of one: how a member of a fused study trains alone (`rerun`), bit
     for bit as it trained in its pack where the pack's arithmetic allows (MLPs)."""
@@ -92,7 +107,7 @@ def fit_member(
         if report is not None and epoch[0] is not None:
             report(epoch[0])
 
-    return fit_pack([config], data, settings, [seed], report=each)[0]
+    return fit_pack([config], data, settings, [seed], each, resume, save)[0]
 
 
 def fit_module(
@@ -101,6 +116,8 @@ def fit_module(
     settings: TrainSettings,
     seed: int = 0,
     report: Report | None = None,
+    resume: State | None = None,
+    save: Save | None = None,
 ) -> dict[str, float]:
     """`fit` as one `nn.Module` stepped by torch's optimizer: how a trial trains alone (and,
     in float64, what a fused member's training equals)."""
@@ -118,7 +135,31 @@ def fit_module(
     generator = torch.Generator(device="cpu").manual_seed(seed)
     best: dict[str, float] = {}
     metrics: dict[str, float] = {}
-    for _ in range(settings.epochs):
+    done = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        generator.set_state(resume["shuffle"])
+        if masks is not None:
+            masks.set_state(resume["masks"])
+        set_random_state(resume["random"])
+        best, metrics, done = dict(resume["best"]), dict(resume["metrics"]), resume["epoch"]
+        started -= resume["seconds"]
+
+    def state(epoch: int, seconds: float) -> State:
+        return {
+            "epoch": epoch,
+            "seconds": seconds,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "shuffle": generator.get_state(),
+            "masks": masks.get_state() if masks is not None else None,
+            "random": random_state(),
+            "best": best,
+            "metrics": metrics,
+        }
+
+    for epoch in range(done + 1, settings.epochs + 1):
         train_loss = _train_epoch(
             model, optimizer, loss_fn, data, keys.batch_size, generator, masks
         )
@@ -126,9 +167,13 @@ def fit_module(
         metrics = {"train_loss": train_loss, "valid_loss": valid_loss, "accuracy": accuracy}
         best = update_best(best, metrics)
         metrics.update({f"{k}_best": v for k, v in best.items()})
+        seconds = time.perf_counter() - started
+        finite = all(math.isfinite(v) for v in (train_loss, valid_loss))
+        if save is not None and finite and epoch < settings.epochs:
+            save(functools.partial(state, epoch, seconds))
         if report is not None:
-            report({**metrics, SECONDS: time.perf_counter() - started})
-        if not all(math.isfinite(v) for v in (train_loss, valid_loss)):
+            report({**metrics, SECONDS: seconds})
+        if not finite:
             break
     return metrics
 

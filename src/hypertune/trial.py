@@ -25,6 +25,12 @@ from hypertune.errors import ConfigError
 from hypertune.models import TRAINER_KEYS, TrainerKeys
 
 Report = Callable[[dict[str, float]], None]
+# A training loop's whole state after an epoch (weights, optimizer, generators, best so far),
+# enough to continue bit for bit; see `Save`.
+State = dict[str, Any]
+# Offered a thunk of the state after each epoch but the last, before that epoch is reported;
+# it calls the thunk only when it keeps a checkpoint (the state is not copied otherwise).
+Save = Callable[[Callable[[], State]], None]
 # Reported with each epoch: seconds of this trial's training so far, the warm-up left out.
 SECONDS = "train_seconds"
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -69,6 +75,27 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def random_state() -> State:
+    """Every global generator a training step may draw from (dropout of torch's own layers)."""
+    state: State = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_random_state(state: State) -> None:
+    """Put back what :func:`random_state` took."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def start(settings: TrainSettings, seed: int) -> float:

@@ -20,6 +20,7 @@ from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
 from hypertune.train import SECONDS
 
+ERROR = "hypertune_error"  # a trial's last result: its own error (see search.trainable)
 TRIAL_INDEX = "__trial_index__"  # set by Ray's Repeater on repeated searcher suggestions
 RETRY_OF = "__retry_of__"  # a retried trial's config: the id of the row it replaces
 # Ray's words for a trial that ended, in ours (the one place that reads Ray's trial states).
@@ -45,6 +46,8 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     epochs: int = 0  # epochs trained by the trials of this run, finished or running
     epochs_total: int = 0  # epochs every trial of this run will train
+    # Ray trials restarted after their node, actor or worker was lost: why, by trial id.
+    retried: dict[str, str] = field(default_factory=dict)
 
     @property
     def elapsed(self) -> float:
@@ -69,11 +72,16 @@ def trial_record(
         str(trial.config.get(RETRY_OF, trial.trial_id)),
         decode_config(trial.config, specs),
         result,
-        int(result.get("training_iteration", 0) or 0),
-        status or RAY_STATUS[trial.status],
+        int(result.get(EPOCHS, result.get("training_iteration", 0)) or 0),
+        _status(result, status or RAY_STATUS[trial.status]),
         trial,
         specs,
     )
+
+
+def _status(result: Mapping[str, Any], status: TrialStatus) -> TrialStatus:
+    """A trial that its own error ended finishes for Tune, but it is an ERROR here."""
+    return TrialStatus.ERROR if ERROR in result else status
 
 
 def trial_records(
@@ -87,15 +95,17 @@ def trial_records(
     if PACK_KEY not in trial.config:
         return [trial_record(trial, specs, status)]
     members = packs[int(trial.config[PACK_KEY])]
-    results = dict(trial.last_result or {}).get(MEMBERS, {})
-    status = status or RAY_STATUS[trial.status]
+    last = dict(trial.last_result or {})
+    results = last.get(MEMBERS, {})
+    status = _status(last, status or RAY_STATUS[trial.status])
     rows = []
     for k, point in enumerate(members):
         result = dict(results.get(str(k), {}))
         trial_id = member_id(trial.trial_id, k)
         epochs = int(result.get(EPOCHS, 0))
         searched = decode_config(dict(point), specs)
-        rows.append(_row(trial_id, searched, result, epochs, status, trial, specs))
+        error = {ERROR: last[ERROR]} if ERROR in last else {}
+        rows.append(_row(trial_id, searched, {**result, **error}, epochs, status, trial, specs))
     return rows
 
 
@@ -121,7 +131,9 @@ def _row(
         epochs=epochs,
         seed=seed_of(searched),
         seconds=round(float(seconds or 0.0), 3),
-        error=error_text(trial.get_error()) if status is TrialStatus.ERROR else None,
+        error=error_text(result.get(ERROR) or trial.get_error())
+        if status is TrialStatus.ERROR
+        else None,
     )
 
 
@@ -142,6 +154,16 @@ def error_text(text: Any) -> str:
         return "out of memory: Ray's memory monitor killed the trial"
     lines = [line.strip() for line in raw.splitlines() if _OUT_OF_MEMORY.search(line)]
     return f"out of memory: {lines[-1][:300]}"
+
+
+def lost_reason(text: Any) -> str:
+    """Why the infrastructure failed a trial, in a word: Ray's error name (ActorDiedError,
+    NodeDiedError, ...) or out of memory."""
+    raw = str(text or "")
+    if _OUT_OF_MEMORY.search(raw):
+        return "out of memory"
+    names = re.findall(r"\b(\w+(?:Error|Exception))\b", raw)
+    return names[-1] if names else "the trial's worker was lost"
 
 
 def _number(value: Any) -> float:
@@ -308,6 +330,11 @@ class ResultRecorder(tune.Callback):
         if epochs > self.epochs.get(trial.trial_id, 0):
             self.epochs[trial.trial_id] = epochs
             self._tell()
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        # Tune restarts it (from its last checkpoint) after its node, actor or worker was lost.
+        self.state.retried[trial.trial_id] = lost_reason(trial.get_error())
+        self._tell()
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.active.pop(trial.trial_id, None)

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-Report = Callable[[dict[str, Any]], None]  # one epoch's result, handed on
+Report = Callable[[Any], None]  # one epoch's result (and what goes with it), handed on
 
 _DONE = object()
 
@@ -21,12 +21,17 @@ class _Stopped(Exception):
     """Raised inside training when the trial was stopped from outside."""
 
 
-def relay(train: Callable[[Report], object], report: Report) -> None:
+def relay(
+    train: Callable[[Report], object],
+    report: Report,
+    failed: Callable[[BaseException], None] | None = None,
+) -> None:
     """Run `train(put)` in a thread and pass what it puts to `report`, in order, from here.
 
     When `report` raises (Ray stops the trial), training ends at its next epoch and this returns
     only after it has: a reused Ray actor must not start its next trial beside a stale one. An
-    exception in training is raised here once every result before it has been reported.
+    exception in training is handed to `failed` (raised where there is none) once every result
+    before it has been reported.
     """
     results: queue.SimpleQueue[object] = queue.SimpleQueue()
     stop = threading.Event()
@@ -51,9 +56,11 @@ def relay(train: Callable[[Report], object], report: Report) -> None:
     worker.start()
     try:
         while (item := results.get()) is not _DONE:
-            report(item)  # type: ignore[arg-type]
+            report(item)
     finally:
         stop.set()
         worker.join()
-    if failure:
+    if failure and failed is not None:
+        failed(failure[0])
+    elif failure:
         raise failure[0]

@@ -24,7 +24,7 @@ from hypertune.search import cluster
 from hypertune.search.code import load_recorded_code
 from hypertune.search.recorder import RETRY_OF, SEED_KEY, Progress, ProgressFn, ResultRecorder
 from hypertune.search.trainable import make_trainable
-from hypertune.search.tuner import loggers, make_tuner
+from hypertune.search.tuner import loggers, make_tuner, remove_checkpoints
 
 
 def retry_failed(
@@ -128,6 +128,8 @@ def _run(
         # The study had finished before the retry and still has: every trial has a row.
         record.status, record.ended = StudyState.FINISHED, provenance.now()
         store.write_study(path, record)
+        if not config.keep_checkpoints:
+            remove_checkpoints(path / store.RAY_DIR / f"retry-{round_}")
         if started_here:
             cluster.stop()
     if recorder.incomplete:

@@ -6,14 +6,27 @@ columns. A fused pack's result holds every member's metrics under `members` (by 
 the pack, with the epochs it trained), the pack's best objective at the top for Tune, and the
 pack's seconds. A member that ended keeps its last metrics there, so the pack's last result
 holds every member's final row (:func:`hypertune.search.recorder.trial_records`).
+
+Both checkpoint as they train, through Tune's checkpoint API: every `checkpoint_seconds` (0:
+every epoch) the training loop's whole state goes with that epoch's result, and a trial that
+Tune restarts (its node or worker was lost, or `resume` picked the study up) continues from
+its last checkpoint, bit for bit. A trial's own error (its code raised) ends it with an
+:data:`ERROR` result instead of an exception, so that Tune's failure handling
+(`FailureConfig.max_failures`) retries only what the infrastructure broke.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
+import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import torch
 from ray import tune
 
 from hypertune.config import Metric, StudyConfig
@@ -22,12 +35,15 @@ from hypertune.fused import fit_pack
 from hypertune.models import Architecture, register_architecture
 from hypertune.search.code import user_architectures
 from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
-from hypertune.search.recorder import seed_of
+from hypertune.search.recorder import ERROR, seed_of
 from hypertune.search.relay import relay
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
-from hypertune.train import SECONDS, TrainSettings, fit
+from hypertune.train import SECONDS, State, TrainSettings, fit
 
 Finished = Mapping[str, Mapping[str, float]]  # recorded trials: id -> metrics
+STATE_FILE = "state.pt"  # in a checkpoint: the training loop's state (and the trainable's)
+# Errors that say the machine, not the trial, failed: raised to Tune, which retries the trial.
+_INFRASTRUCTURE = (MemoryError, torch.OutOfMemoryError)
 
 
 def make_trainable(
@@ -54,11 +70,13 @@ def make_trainable(
         "settings": settings,
         "finished": finished,
         "models": user_architectures(config),
+        "every": config.checkpoint_seconds,
+        "metric": config.metric,
     }
     trainable: Callable[..., None] = train_trial
     if packs:
         trainable = train_pack
-        bound.update(packs=[[dict(m) for m in p] for p in packs], metric=config.metric)
+        bound.update(packs=[[dict(m) for m in p] for p in packs])
     return tune.with_resources(
         tune.with_parameters(trainable, **bound),
         {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
@@ -73,8 +91,11 @@ def train_trial(
     settings: TrainSettings,
     finished: Finished | None = None,
     models: Mapping[str, Architecture] | None = None,
+    every: float | None = None,
+    metric: Metric | None = None,
 ) -> None:
-    """The Ray Tune trainable: one configuration, one seed, one report per epoch.
+    """The Ray Tune trainable: one configuration, one seed, one report per epoch, a checkpoint
+    every `every` seconds (None: never).
 
     A trial in `finished` (recorded in results.csv before the driver stopped, but after Ray's
     last experiment checkpoint) is not trained twice: it reports its recorded metrics once, so
@@ -87,7 +108,24 @@ def train_trial(
         tune.report(dict(recorded))
         return
     trial, seed = _trial(config, fixed, specs)
-    relay(lambda put: fit(trial, data, settings, seed=seed, report=put), tune.report)
+    saved = _restored()
+    checkpoints = _Checkpoints(every)
+    last: dict[str, Any] = {EPOCHS: int(saved["train"]["epoch"]) if saved else 0}
+
+    def train(put: Callable[[Any], None]) -> None:
+        def each(metrics: dict[str, float]) -> None:
+            last.update(metrics, **{EPOCHS: last[EPOCHS] + 1})
+            put(checkpoints.attach(metrics))
+
+        resume = saved["train"] if saved else None
+        fit(trial, data, settings, seed, each, resume, checkpoints.offer({}))
+
+    def failed(exc: BaseException) -> None:
+        if isinstance(exc, _INFRASTRUCTURE):
+            raise exc
+        tune.report({**last, **_failure(exc, metric)})
+
+    relay(train, checkpoints.report, failed)
 
 
 def train_pack(
@@ -100,6 +138,7 @@ def train_pack(
     models: Mapping[str, Architecture],
     packs: Sequence[Sequence[Mapping[str, Any]]],
     metric: Metric,
+    every: float | None = None,
 ) -> None:
     """The Ray Tune trainable of a fused study: the pack `config[PACK_KEY]` names, every member
     reported each epoch. A pack of one trains alone (`fit`, as a pack of one where it fuses).
@@ -116,7 +155,9 @@ def train_pack(
         tune.report(pack_result(recorded, metric, 0.0))
         return
     trials = [_trial(dict(point), fixed, specs) for point in members]
-    latest: list[dict[str, float]] = [{EPOCHS: 0} for _ in members]
+    saved = _restored()
+    latest: list[dict[str, float]] = saved["latest"] if saved else [{EPOCHS: 0} for _ in members]
+    checkpoints = _Checkpoints(every)
 
     def epoch(results: Sequence[dict[str, float] | None]) -> dict[str, Any]:
         seconds = 0.0
@@ -126,15 +167,24 @@ def train_pack(
                 seconds = metrics[SECONDS]
         return pack_result(latest, metric, seconds)
 
-    def train(put: Callable[[dict[str, Any]], None]) -> None:
+    def train(put: Callable[[Any], None]) -> None:
+        resume = saved["train"] if saved else None
+        save = checkpoints.offer({"latest": latest})
         if len(trials) == 1:
             ((trial, seed),) = trials
-            fit(trial, data, settings, seed=seed, report=lambda m: put(epoch([m])))
+            each = lambda m: put(checkpoints.attach(epoch([m])))  # noqa: E731
+            fit(trial, data, settings, seed, each, resume, save)
             return
         configs, seeds = zip(*trials, strict=True)
-        fit_pack(configs, data, settings, seeds, report=lambda ms: put(epoch(ms)))
+        report = lambda ms: put(checkpoints.attach(epoch(ms)))  # noqa: E731
+        fit_pack(configs, data, settings, seeds, report, resume, save)
 
-    relay(train, tune.report)
+    def failed(exc: BaseException) -> None:
+        if isinstance(exc, _INFRASTRUCTURE):
+            raise exc
+        tune.report({**pack_result(latest, metric, 0.0), **_failure(exc, metric)})
+
+    relay(train, checkpoints.report, failed)
 
 
 def pack_result(
@@ -146,6 +196,74 @@ def pack_result(
     best = (min if metric.direction == "min" else max)(values) if values else float("nan")
     by_place = {str(k): dict(m) for k, m in enumerate(members)}
     return {MEMBERS: by_place, column: best, SECONDS: seconds}
+
+
+class _Checkpoints:
+    """When an epoch's state is kept, and handing it to Tune with that epoch's result.
+
+    The training thread is offered each epoch's state before the epoch is reported; where a
+    checkpoint is due it writes the state to a folder of its own at once (training goes on and
+    changes it), and the epoch's result carries that folder to Tune, which stores it in the
+    trial's folder. The temporary folder is removed once Tune has it.
+    """
+
+    def __init__(self, every: float | None) -> None:
+        self.every = every
+        self.last = time.monotonic()
+        self.pending: Path | None = None
+
+    def offer(self, extra: Mapping[str, Any]) -> Callable[[Callable[[], State]], None] | None:
+        """The training loop's `save`, keeping `extra` (the trainable's own state) beside its
+        state; None where the study keeps no checkpoints."""
+        if self.every is None:
+            return None
+
+        def save(state: Callable[[], State]) -> None:
+            if time.monotonic() - self.last < float(self.every or 0.0):
+                return
+            folder = Path(tempfile.mkdtemp(prefix="hypertune-checkpoint-"))
+            torch.save({"train": state(), **extra}, folder / STATE_FILE)
+            self.last, self.pending = time.monotonic(), folder
+
+        return save
+
+    def attach(self, result: dict[str, Any]) -> tuple[dict[str, Any], Path | None]:
+        """`result` with the checkpoint written for its epoch, if one was."""
+        folder, self.pending = self.pending, None
+        return result, folder
+
+    @staticmethod
+    def report(item: tuple[dict[str, Any], Path | None]) -> None:
+        result, folder = item
+        if folder is None:
+            tune.report(result)
+            return
+        try:
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _restored() -> dict[str, Any] | None:
+    """The state of the trial's last checkpoint, where Tune restarted it from one."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        state: dict[str, Any] = torch.load(
+            Path(folder) / STATE_FILE, map_location="cpu", weights_only=False
+        )
+    return state
+
+
+def _failure(exc: BaseException, metric: Metric | None) -> dict[str, Any]:
+    """What the last result of a trial that its own error ended adds: the error's last line,
+    and no objective (searchers learn nothing from it)."""
+    lines = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
+    result: dict[str, Any] = {ERROR: lines[-1][:300] if lines else type(exc).__name__}
+    if metric is not None:
+        result[metric.objective_column] = float("nan")
+    return result
 
 
 def _trial(

@@ -6,6 +6,7 @@ run with the same scheduling, failure handling and logs.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,14 @@ def loggers(path: Path, config: StudyConfig, record: StudyRecord) -> list[Any]:
     ]
 
 
+def remove_checkpoints(experiment: Path) -> None:
+    """Remove the trials' checkpoints of a finished experiment (Tune's `checkpoint_*` folders,
+    which the trainables wrote); they only serve a trial that has not finished."""
+    for folder in experiment.glob("*/checkpoint_*"):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def make_tuner(
     config: StudyConfig,
     trainable: Any,
@@ -49,8 +58,10 @@ def make_tuner(
     name: str,
     callbacks: list[Any] | None = None,
 ) -> Any:
-    """The one way a study builds its Tuner: FIFO, reused actors, failed trials recorded and
-    the study going on, the experiment in `parent`/`name`."""
+    """The one way a study builds its Tuner: FIFO, reused actors, the experiment in
+    `parent`/`name`. A trial lost to the infrastructure is retried up to `config.retries`
+    times from its last checkpoint (one kept per trial); one whose retries are spent, or whose
+    own code failed (an ERROR result, never retried), is recorded and the study goes on."""
     return tune.Tuner(
         trainable,
         param_space=space,
@@ -67,6 +78,7 @@ def make_tuner(
             verbose=0,
             callbacks=callbacks,
             log_to_file=True,
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            failure_config=tune.FailureConfig(max_failures=config.retries, fail_fast=False),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
