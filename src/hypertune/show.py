@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Hashable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from hypertune.config import METRICS
 from hypertune.errors import ReportError
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
 # Relative difference under which a rerun counts as the recorded trial (CSV keeps 17 digits).
 REPRODUCED = 1e-9
+# Rows of `show` formatted at a time: a long table is printed in parts of this many.
+CHUNK_ROWS = 10_000
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -30,15 +33,63 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.top is not None:
         table = table.head(args.top)
     if args.format == "csv":
-        print(table.to_csv(index=False), end="")
+        table.to_csv(sys.stdout, index=False, chunksize=CHUNK_ROWS)
     elif args.format == "json":
-        print(table.to_json(orient="records", indent=2))
+        print_json(table, sys.stdout)
     else:
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print_table(table, sys.stdout)
         counts = results["status"].value_counts() if len(results) else pd.Series(dtype=int)
         summary = ", ".join(f"{n} {s}" for s, n in counts.items())
         print(f"{len(results)} trials: {summary or 'none finished yet'}", file=sys.stderr)
     return 0
+
+
+def print_table(table: pd.DataFrame, stream: TextIO, chunk: int = CHUNK_ROWS) -> None:
+    """`table` as aligned text, `chunk` rows formatted at a time (a million rows at once would
+    take gigabytes). Up to `chunk` rows it is pandas' `to_string` as it is; a longer table is
+    printed in parts whose columns are set to one width, a space wider than the widest cell."""
+    if len(table) <= chunk:
+        print(table.to_string(index=False, float_format=_number), file=stream)
+        return
+    widths: dict[Hashable, int] = {name: _width(name, table[name]) for name in table.columns}
+    for start in range(0, len(table), chunk):
+        part = table.iloc[start : start + chunk]
+        text = part.to_string(
+            index=False, header=start == 0, float_format=_number, col_space=widths
+        )
+        print(text, file=stream)
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _width(name: object, column: pd.Series) -> int:
+    """The widest of `column`'s name and cells as `to_string` shows them, and one (pandas puts
+    a space before a number, and before the name of a column of numbers)."""
+    if column.dtype.kind == "f":
+        cells = (_number(v) if v == v else "NaN" for v in column.to_numpy())
+    elif column.dtype.kind in "iub":
+        cells = (str(v) for v in column.to_numpy())
+    else:  # as pandas shows text: tabs and line breaks escaped
+        cells = (
+            str(v).replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+            for v in column.to_numpy()
+        )
+    return 1 + max(len(str(name)), max(map(len, cells), default=0))
+
+
+def print_json(table: pd.DataFrame, stream: TextIO, chunk: int = CHUNK_ROWS) -> None:
+    """`table` as a JSON list of records (indented), `chunk` records encoded at a time; the
+    same text as pandas' `to_json(orient="records", indent=2)` of the whole table."""
+    if len(table) <= chunk:
+        print(table.to_json(orient="records", indent=2), file=stream)
+        return
+    stream.write("[\n")
+    for start in range(0, len(table), chunk):
+        part = table.iloc[start : start + chunk].to_json(orient="records", indent=2)
+        stream.write((",\n" if start else "") + part[2:-2])  # without its "[\n" and "\n]"
+    stream.write("\n]\n")
 
 
 def sort_results(results: pd.DataFrame, record: StudyRecord, column: str | None) -> pd.DataFrame:
