@@ -44,6 +44,7 @@ epochs = 40
 metric = "valid_loss:min"
 search = "grid"
 seeds = 2
+checkpoint_seconds = 0
 
 [model]
 architecture = "mlp"
@@ -63,9 +64,24 @@ def _start_and_stop(
     config = tmp_path / "crash.toml"
     config.write_text(study)
     results = tmp_path / "runs" / "crash" / "results.csv"
+
+    def first_row() -> bool:
+        return results.is_file() and len(pd.read_csv(results)) >= 1
+
+    _drive_cli(tmp_path, ["run", str(config)], first_row, stop)
+    return results
+
+
+def _drive_cli(
+    tmp_path: Path,
+    args: list[str],
+    ready: Callable[[], bool],
+    stop: Callable[[subprocess.Popen[str]], None],
+) -> None:
+    """Run `hypertuner.py ARGS` as a subprocess; call `stop` once `ready()` holds."""
     # Its own session, so that killing its process group takes the driver and its Ray.
     driver = subprocess.Popen(
-        [sys.executable, str(ROOT / "hypertuner.py"), "run", str(config)],
+        [sys.executable, str(ROOT / "hypertuner.py"), *args],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -75,16 +91,15 @@ def _start_and_stop(
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and driver.poll() is None:
-            if results.is_file() and len(pd.read_csv(results)) >= 1:
+            if ready():
                 break
             time.sleep(0.2)
-        assert driver.poll() is None, "the study ended before it could be stopped"
+        assert driver.poll() is None, f"`{args[0]}` ended before it could be stopped"
         stop(driver)
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
-    return results
 
 
 def _power_cut(driver: subprocess.Popen[str]) -> None:
@@ -116,30 +131,79 @@ def test_resume_after_sigkill_finishes_each_member_of_a_fused_study_once(tmp_pat
     assert set(after["status"]) == {"TERMINATED"} and (after["epochs"] == 40).all()
     kept = after.set_index("trial_id").loc[before["trial_id"]].reset_index()
     pd.testing.assert_frame_equal(kept[before.columns], before, check_dtype=False)
-    # A member trained after the crash, rerun alone, gives its recorded metrics.
-    member = sorted(set(after["trial_id"]) - set(before["trial_id"]))[0]
+    # Packs that were training when the driver died went on from their last checkpoint.
+    restored = _restored_trials(results.parent / "ray")
+    assert restored, "no pack continued from a checkpoint"
+    assert not list((results.parent / "ray").glob("*/checkpoint_*"))  # removed at the end
+    # A member of such a pack, rerun alone from scratch, gives its recorded metrics exactly.
+    member = sorted(i for i in set(after["trial_id"]) if i.rsplit("-", 1)[0] in restored)[0]
     rerun = run_cli("rerun", "crash", member, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     assert "reproduced: every metric as recorded" in rerun.stdout
 
 
-@pytest.mark.slow
-def test_ctrl_c_leaves_a_resumable_study(tmp_path: Path) -> None:
-    stopped: dict[str, object] = {}
+def _restored_trials(experiment: Path) -> set[str]:
+    """Ray trials whose results went on after a restore from a checkpoint (Tune counts their
+    iterations since the restore from 1 again, from a training iteration above 1)."""
+    restored = set()
+    for path in experiment.glob("*/result.json"):
+        for line in path.read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if row and row["iterations_since_restore"] < row["training_iteration"]:
+                restored.add(str(row["trial_id"]))
+    return restored
 
-    def ctrl_c(driver: subprocess.Popen[str]) -> None:
-        driver.send_signal(signal.SIGINT)
+
+def _interrupt(how: signal.Signals, stopped: dict[str, object]) -> Callable[..., None]:
+    """A `stop` that sends the driver alone `how` (as Ctrl-C or `kill PID` do) and keeps its
+    exit code and stderr in `stopped`."""
+
+    def send(driver: subprocess.Popen[str]) -> None:
+        driver.send_signal(how)
         _, err = driver.communicate(timeout=120)
         stopped.update(code=driver.returncode, err=err)
 
-    results = _start_and_stop(tmp_path, ctrl_c)
-    assert stopped["code"] == 130
-    assert "Continue with: resume crash" in str(stopped["err"])
-    assert "Traceback" not in str(stopped["err"])
+    return send
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+def test_ctrl_c_or_sigterm_leaves_a_resumable_study(
+    tmp_path: Path, how: signal.Signals, code: int
+) -> None:
+    stopped: dict[str, object] = {}
+    results = _start_and_stop(tmp_path, _interrupt(how, stopped))
+    err = str(stopped["err"])
+    assert stopped["code"] == code, err
+    # The hint is the last word: no Traceback, no stack dump of Ray's (SIGTERM printed two),
+    # no progress line after it.
+    assert err.strip().splitlines()[-1] == (
+        "interrupted; finished trials are kept. Continue with: resume crash"
+    )
+    assert "Traceback" not in err and "SIGTERM received" not in err
     assert json.loads((results.parent / "study.json").read_text())["status"] == "interrupted"
     before = pd.read_csv(results)
     assert 1 <= len(before) < 6
     assert (before["epochs"] == 3).all()  # trials cut short by Ctrl-C are not recorded
+    _resume_and_check(tmp_path, results, before)
+
+
+@pytest.mark.slow
+def test_a_resume_says_running_while_it_runs_so_kill_9_leaves_running(tmp_path: Path) -> None:
+    stopped: dict[str, object] = {}
+    results = _start_and_stop(tmp_path, _interrupt(signal.SIGTERM, stopped))
+    study = results.parent / "study.json"
+    assert json.loads(study.read_text())["status"] == "interrupted"
+    before = pd.read_csv(results)
+
+    def running() -> bool:
+        return bool(json.loads(study.read_text())["status"] == "running")
+
+    # Killed outright once it says so (it holds the lock; its Ray starts, then training).
+    _drive_cli(tmp_path, ["resume", "crash"], running, _power_cut)
+    assert json.loads(study.read_text())["status"] == "running"
     _resume_and_check(tmp_path, results, before)
 
 

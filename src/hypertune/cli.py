@@ -20,14 +20,21 @@ from typing import TYPE_CHECKING, NoReturn
 
 from hypertune.config import AGGREGATES
 from hypertune.errors import HypertuneError, OutputError, ReportError
+from hypertune.interrupts import sigterm_interrupts
 from hypertune.progress import ProgressLine
+from hypertune.record import StudyState
 from hypertune.show import cmd_report, cmd_rerun, cmd_show, report_folder, write_study_report
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from hypertune.config import StudyConfig
+    from hypertune.record import StudyRecord
 
 DEFAULT_CONFIG = Path("configs/default.toml")
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 # Ray's and Tune's settings the command line chooses, set before Ray starts unless the user's
 # environment sets them (the library itself changes no environment variable; Python users may
 # set these themselves, see README "Ray's settings").
@@ -158,16 +165,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rerun": cmd_rerun,
     }
     _show_warnings()
+    _quiet_ray()
     for name, value in RAY_ENVIRONMENT.items():  # before any command starts Ray
         os.environ.setdefault(name, value)
+    terminated = threading.Event()
+    stopping = sigterm_interrupts(terminated) if args.command in ("run", "resume") else None
     try:
-        return handlers[args.command](args)
+        with stopping or contextlib.nullcontext():
+            return handlers[args.command](args)
     except HypertuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"\ninterrupted; {_resume_hint(args)}", file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if terminated.is_set() else EXIT_INTERRUPTED
+
+
+def _quiet_ray() -> None:
+    """Tune's controller logs every failed trial with Ray's traceback; a retried trial is
+    counted on the progress line and a failed one has its error in results.csv instead."""
+    logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
 
 
 def _show_warnings() -> None:
@@ -261,9 +278,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"over {', '.join(config.space) or 'no parameters'}, {config.epochs} epochs, "
             f"metric {config.metric}"
         )
-        line = ProgressLine(config.metric.objective_column, header)
-        path = run_study(config, args.storage, args.address, progress=line, mlflow=args.mlflow)
-        line.close()
+        # Closed however the study ends: no progress line comes after an error or the hint.
+        with contextlib.closing(ProgressLine(config.metric.objective_column, header)) as line:
+            path = run_study(config, args.storage, args.address, progress=line, mlflow=args.mlflow)
     finally:
         if started:
             from hypertune.search import cluster
@@ -321,9 +338,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     report_folder(args)
     path: Path | None = None
     if record.status is not StudyState.FINISHED or not args.retry_failed:
-        line = ProgressLine(record.objective_column)
-        path = resume_study(args.storage, args.name, args.address, progress=line)
-        line.close()
+        with contextlib.closing(ProgressLine(record.objective_column)) as line:
+            path = resume_study(args.storage, args.name, args.address, progress=line)
     if args.retry_failed:
         from hypertune.search import retry_failed
         from hypertune.store import read_results
@@ -331,18 +347,33 @@ def cmd_resume(args: argparse.Namespace) -> int:
         failed = read_results(args.storage, args.name)["status"].isin(FAILED).sum()
         if failed or path is None:
             header = f"study {args.name}: retrying {failed} failed trials"
-            line = ProgressLine(record.objective_column, header)
-            path = retry_failed(args.storage, args.name, args.address, progress=line)
-            line.close()
+            with contextlib.closing(ProgressLine(record.objective_column, header)) as line:
+                path = retry_failed(args.storage, args.name, args.address, progress=line)
     return _finish(path or Path(args.storage) / args.name, args)
 
 
 def _finish(path: Path, args: argparse.Namespace) -> int:
-    """After a run: the best trial, the files, and the heatmaps."""
+    """After a run: the best trial, the files, the heatmaps, and why fewer trials ran than
+    planned (if they did)."""
     from hypertune.store import read_results, read_study
 
     record = read_study(args.storage, path.name)
     results = read_results(args.storage, path.name)
+    code = _summary(path, args, record, results)
+    planned = record.trials_planned or 0
+    if record.status is StudyState.FINISHED and len(results) < planned:
+        why = (
+            "the Bayesian searcher kept suggesting configurations it had already tried"
+            if record.search == "bayes"
+            else f"the {record.search} searcher suggested no more configurations"
+        )
+        print(f"warning: {len(results)} of {planned} trials ran: {why}", file=sys.stderr)
+    return code
+
+
+def _summary(
+    path: Path, args: argparse.Namespace, record: StudyRecord, results: pd.DataFrame
+) -> int:
     counts = results["status"].value_counts().to_dict() if len(results) else {}
     print(f"{len(results)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     from hypertune.report import best_trial  # the one meaning of "best" (also on the page)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,7 @@ def start(address: str | None, num_cpus: int | None = None) -> bool:
         return False
     target = ray_address(address)
     options: dict[str, Any] = {} if target else {"num_cpus": num_cpus}
+    kept = _callers_sigterm_handler()
     try:
         ray.init(
             address=target,
@@ -87,11 +90,24 @@ def start(address: str | None, num_cpus: int | None = None) -> bool:
         )
     except ConnectionError as exc:
         raise StudyError(f"--address: cannot reach a Ray cluster at {target} ({exc})") from exc
+    finally:
+        if kept is not None:
+            signal.signal(signal.SIGTERM, kept)
     if not target:
         context = ray.get_runtime_context()
         session = Path(context.get_temp_dir()) / context.get_session_name()
         _local.update(session=session)
     return True
+
+
+def _callers_sigterm_handler() -> Callable[..., Any] | None:
+    """The Python SIGTERM handler the caller installed (the CLI's), which `ray.init` would
+    replace with Ray's own (an exit, and its core worker's stack dump and abort); None if the
+    caller installed none, or this is not the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    handler = signal.getsignal(signal.SIGTERM)
+    return handler if callable(handler) else None
 
 
 def check_authentication() -> None:

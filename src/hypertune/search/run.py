@@ -26,7 +26,7 @@ from hypertune.search.order import costliest_first, trial_points
 from hypertune.search.packs import PACK_KEY
 from hypertune.search.recorder import SEED_KEY, Progress, ProgressFn, ResultRecorder, live_recorder
 from hypertune.search.trainable import make_trainable
-from hypertune.search.tuner import loggers, make_tuner
+from hypertune.search.tuner import loggers, make_tuner, remove_checkpoints
 from hypertune.space import bayes_domains, decode_config, to_domain
 from hypertune.train import check_config
 
@@ -113,6 +113,10 @@ def resume_study(
         cluster.check_address(address)
         cluster.check_local_resources(config, address)
         data, _ = load_recorded_code(config, record)
+        # Running again, as `run` records it: a resume killed outright (kill -9, a power cut)
+        # leaves "running", which only a driver that stopped cleanly turns into "interrupted".
+        record.status = StudyState.RUNNING
+        store.write_study(path, record)
         _execute(config, data, path, record, address, progress, restore=True)
     return path
 
@@ -214,6 +218,8 @@ def _execute(
         raise KeyboardInterrupt(f"study '{record.name}' interrupted")
     record.status, record.ended = StudyState.FINISHED, provenance.now()
     store.write_study(path, record)
+    if not config.keep_checkpoints:
+        remove_checkpoints(path / store.RAY_DIR)
 
 
 def _plan(
@@ -300,12 +306,13 @@ def _searcher(
     from ray.tune.search import ConcurrencyLimiter
 
     if config.search == "bayes":
-        from ray.tune.search.bayesopt import BayesOptSearch
+        from hypertune.search.bayes import bayes_searcher
 
         for name in config.space:
             del space[name]
         space.update(bayes_domains(config.space))  # log ranges on their exponent
-        searcher: Any = BayesOptSearch(metric=metric, mode=mode, random_state=0)
+        # Ray's BayesOptSearch would end a study with free slots early (see search/bayes.py).
+        searcher: Any = bayes_searcher(metric, mode, random_state=0)
     else:
         from ray.tune.search.hyperopt import HyperOptSearch
 
