@@ -45,7 +45,7 @@ def members(base: dict[str, Any]) -> tuple[list[dict[str, Any]], list[int]]:
     varied = [
         {"lr": 1e-3, "weight_decay": 0.0, "dropout": 0.2},
         {"lr": 1e-2, "weight_decay": 1e-3, "dropout": 0.3},
-        {"lr": 3e-3, "weight_decay": 0.0, "dropout": 0.1},
+        {"lr": 3e-3, "weight_decay": 0.0, "dropout": 0.0},  # no dropout: the same shape
         {"lr": 5e-2, "weight_decay": 1e-4, "dropout": 0.5},
     ]
     return [{**base, **v} for v in varied], [0, 1, 2, 0]
@@ -157,10 +157,10 @@ def test_what_may_differ_within_a_pack_and_what_may_not() -> None:
     key = pack_key(MLP, data)
     assert key is not None
     for same in ({"lr": 0.5}, {"weight_decay": 0.1}, {"momentum": 0.5}, {"dropout": 0.2}):
-        assert pack_key({**MLP, "dropout": 0.1, **same}, data) == pack_key(
-            {**MLP, "dropout": 0.1}, data
-        )
-    for other in ({"hidden_size": 32}, {"batch_size": 32}, {"optimizer": "sgd"}, {"dropout": 0.1}):
+        assert pack_key({**MLP, **same}, data) == key
+    cnn = {"architecture": "cnn", "filters": 4}
+    assert pack_key({**cnn, "dropout": 0.0}, data) == pack_key({**cnn, "dropout": 0.3}, data)
+    for other in ({"hidden_size": 32}, {"batch_size": 32}, {"optimizer": "sgd"}):
         assert pack_key({**MLP, **other}, data) != key
     with pytest.raises(ValueError, match="one pack"):
         fit_pack([MLP, {**MLP, "hidden_size": 32}], data, TrainSettings(epochs=1), [0, 0])
@@ -197,6 +197,16 @@ def test_a_plan_shares_each_group_out_over_the_slots() -> None:
     assert [len(p) for p in packs.plan(points, config, data, slots=1)] == [8, 8]
     alone = packs.plan(points, study(study={"fuse": False}), data, slots=2)
     assert [len(p) for p in alone] == [1] * 16
+
+
+def test_trials_with_and_without_dropout_share_their_packs() -> None:
+    space = {"dropout": [0, 0.2, 0.5], "lr": [0.001, 0.01, 0.1, 0.3], "num_layers": [1, 2, 3]}
+    config = from_dict({**study().to_dict(), "space": space})
+    config = dataclasses.replace(config, seeds=1)
+    plan = packs.plan(trial_points(config), config, digits(), slots=2)
+    # One shape per depth, each shared out over the two slots: 36 trials in 6 packs of 6.
+    assert sorted(len(p) for p in plan) == [6] * 6
+    assert all(len({m["dropout"] for m in p}) > 1 for p in plan)
 
 
 def test_a_pack_never_exceeds_the_cpu_limits() -> None:

@@ -57,8 +57,9 @@ PackReport = Callable[[list[dict[str, float] | None]], None]
 def pack_key(config: Mapping[str, Any], data: DataBundle) -> tuple[Any, ...] | None:
     """Trials with equal keys may train in one pack; None: this trial trains alone.
 
-    The key is every model and trainer key of the trial but :data:`MEMBER_KEYS`, and whether
-    it drops out at all (a builder may leave its dropout layers out where dropout is 0).
+    The key is every model and trainer key of the trial but :data:`MEMBER_KEYS`. The fused
+    architectures keep their dropout layers at dropout 0, so a member without dropout shares
+    its pack's shape (its masks are all ones, which changes no number).
     """
     if data.lengths_train is not None:
         return None  # sequences of varying length: their models take lengths, not fused
@@ -67,8 +68,7 @@ def pack_key(config: Mapping[str, Any], data: DataBundle) -> tuple[Any, ...] | N
         return None
     keys = trainer_keys(config)
     model = tuple(sorted((k, v) for k, v in resolved.items() if k not in MEMBER_KEYS))
-    dropout = ("dropout", float(resolved.get("dropout", 0.0)) > 0)
-    return (*model, dropout, ("optimizer", keys.optimizer), ("batch_size", keys.batch_size))
+    return (*model, ("optimizer", keys.optimizer), ("batch_size", keys.batch_size))
 
 
 def fit_pack(

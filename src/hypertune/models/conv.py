@@ -172,8 +172,9 @@ def build_cnn(
         if pool != "none":
             layers.append(nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2))
             height, width = height // 2, width // 2
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+        # Kept at 0 as well (an identity), so that trials with and without dropout share a
+        # shape and may train in one fused pack.
+        layers.append(nn.Dropout(dropout))
     layers.append(nn.Flatten())
     head = dense_stack(
         channels * height * width,
