@@ -6,6 +6,7 @@ Nothing here draws; `plot.py` renders a `HeatmapInfo`, and tests assert it as ex
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -193,6 +194,68 @@ def _check_columns(results: pd.DataFrame, names: Sequence[str]) -> None:
             f"unknown column(s) {', '.join(missing)}; available: "
             f"parameters {', '.join(params) or 'none'}; metrics {', '.join(metrics) or 'none'}"
         )
+
+
+# A cell is an outlier of the colour scale beyond this many interquartile ranges past the
+# quartile on the worse side (Tukey's outer fence), judged only where there are enough cells.
+OUTLIER_IQR = 3.0
+MIN_CELLS_FOR_OUTLIERS = 8
+
+
+@dataclass(frozen=True)
+class ColourScale:
+    """A page's one colour scale: from `low` to `high`. Where a few cells lie far beyond the
+    rest on the worse side (a failed configuration), the scale ends at the worst of the
+    others, so that the differences among the good cells stay visible; `clipped` cells lie
+    beyond it (drawn at its end, hatched) and `edge` is where it was cut."""
+
+    low: float
+    high: float
+    clipped: int = 0
+    edge: float | None = None
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        return self.low, self.high
+
+    def note(self, direction: str) -> str:
+        """The caption's words for a cut scale ('' where nothing was cut)."""
+        if not self.clipped or self.edge is None:
+            return ""
+        side = "below" if direction == "max" else "above"
+        cells = "cell lies" if self.clipped == 1 else "cells lie"
+        return (
+            f"colour scale cut at {self.edge:.4g}: {self.clipped} {cells} {side} it, beyond "
+            f"{OUTLIER_IQR:g} IQR of the other cells (hatched, drawn at the scale's end)"
+        )
+
+
+def colour_scale(values: Sequence[float], direction: str) -> ColourScale:
+    """The colour scale over cell `values` (NaN: empty cells), cut past outliers on the worse
+    side (lower where `direction` is max, higher where min)."""
+    cells = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    if not len(cells):
+        return ColourScale(0.0, 1.0)
+    low, high = float(cells.min()), float(cells.max())
+    if high <= low:
+        return ColourScale(low - 0.5, high + 0.5)
+    if len(cells) < MIN_CELLS_FOR_OUTLIERS:
+        return ColourScale(low, high)
+    q1, q3 = np.quantile(cells, [0.25, 0.75])
+    spread = OUTLIER_IQR * (q3 - q1)
+    if direction == "max":
+        inside = cells[cells >= q1 - spread]
+        edge = float(inside.min())
+        clipped = int((cells < edge).sum())
+        scale = ColourScale(edge, high, clipped, edge)
+    else:
+        inside = cells[cells <= q3 + spread]
+        edge = float(inside.max())
+        clipped = int((cells > edge).sum())
+        scale = ColourScale(low, edge, clipped, edge)
+    if not clipped or scale.high <= scale.low:
+        return ColourScale(low, high)
+    return scale
 
 
 def describe(excluded: dict[str, int]) -> str:

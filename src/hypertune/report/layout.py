@@ -28,6 +28,8 @@ A4_INCHES = (8.27, 11.69)
 SMALL_PANELS = 3
 RANKED_ROWS = 6  # pairs listed on the page (report.md lists them all)
 WRAP = 108  # characters per line of small header text
+# Shares of the page below the header: the table's footer, and one row of the table.
+TABLE_FOOT, TABLE_ROW = 0.057, 0.029
 
 
 def write_page(content: ReportContent, path: Path) -> Path:
@@ -52,8 +54,14 @@ def draw_page(content: ReportContent) -> Any:
     top = (sum(size * 1.4 for _, size, _, _ in lines) / 72 + 0.3) / A4_INCHES[1]
     one_row = content.infos[content.lead].values.shape[0] == 1
     rest = 1 - top
+    footing = TABLE_FOOT
     if content.ranking is not None:
-        bands = [0.27 if one_row else 0.44, 0.30, 0.26]
+        # The table's band fits its rows; what a short table leaves goes to the lead heatmap.
+        shown = min(len(content.ranking), RANKED_ROWS)
+        band = TABLE_FOOT + TABLE_ROW * (shown + 1)
+        spare = TABLE_FOOT + TABLE_ROW * (RANKED_ROWS + 1) - band
+        bands = [(0.27 if one_row else 0.44) + spare, 0.30, band]
+        footing = TABLE_FOOT / band
     else:
         bands = [0.32, 0.50, 0.18]
     ratios = [top, *(rest * b / sum(bands) for b in bands)]
@@ -64,7 +72,7 @@ def draw_page(content: ReportContent) -> Any:
         y -= size * 1.4 / 72 / (top * A4_INCHES[1])  # points to a fraction of the band
     _draw_lead(lead, content)
     _draw_small(small, content)
-    _draw_table(table, content)
+    _draw_table(table, content, footing)
     fit_cell_labels(fig)
     return fig
 
@@ -119,7 +127,9 @@ def _draw_small(sub: Any, content: ReportContent) -> None:
         ax.set_axis_off()
 
 
-def _draw_table(sub: Any, content: ReportContent) -> None:
+def _draw_table(sub: Any, content: ReportContent, footing: float = 0.22) -> None:
+    """The interaction table, its rows at one height however many, above the footer (the
+    band's lowest `footing`)."""
     from hypertune.report.markdown import table_cells
 
     ax = sub.subplots()
@@ -128,9 +138,10 @@ def _draw_table(sub: Any, content: ReportContent) -> None:
     pooled = " (pooled over the other parameters)" if len(content.mains) > 2 else ""
     best_id = content.best.get("trial_id", "-")
     footer = (
-        f"Trials: {content.used} of {content.total} drawn; excluded: {excluded}. Red outline: "
+        f"Trials: {content.trials_drawn()}; excluded: {excluded}. Red outline: "
         f"the best cell mean of {content.metric}{pooled}; star: the cell of the best trial "
-        f"{best_id}. Colour: bright is better."
+        f"{best_id}. Colour: bright is better"
+        + (f"; {content.scale.note(content.direction)}." if content.scale.clipped else ".")
     )
     ax.text(0, 0, "\n".join(textwrap.wrap(footer, WRAP)), fontsize=7, va="bottom",
             transform=ax.transAxes)  # fmt: skip
@@ -148,7 +159,7 @@ def _draw_table(sub: Any, content: ReportContent) -> None:
         cellText=rows,
         colLabels=["pair (x, y)", "interaction", "95% interval", "main x", "main y", "p",
                    "verdict"],
-        bbox=(0.0, 0.22, 1.0, 0.78),
+        bbox=(0.0, footing, 1.0, 1.0 - footing),
         cellLoc="center",
         colWidths=[0.30, 0.1, 0.13, 0.09, 0.09, 0.09, 0.17],
     )  # fmt: skip

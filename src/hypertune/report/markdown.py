@@ -76,7 +76,8 @@ def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) ->
     lines += [
         "## Trials",
         "",
-        f"{content.used} of {content.total} trials drawn; excluded: {excluded}.",
+        f"{content.trials_drawn()}; excluded: {excluded}."
+        + (f" The {content.scale.note(content.direction)}." if content.scale.clipped else ""),
         "",
         "The one-page version is [report.pdf](report.pdf).",
         "",

@@ -19,9 +19,9 @@ from hypertune.config import METRICS
 from hypertune.errors import ReportError
 from hypertune.record import StudyRecord, TrialStatus
 from hypertune.report.files import publish
-from hypertune.report.frame import HeatmapInfo, heatmap_info, main_effect
+from hypertune.report.frame import ColourScale, HeatmapInfo, heatmap_info, main_effect
 from hypertune.report.interaction import INTERACTS, TOO_FEW, interaction_scores, main_strengths
-from hypertune.report.plot import heatmap_path, shared_limits, write_heatmap, write_pairs
+from hypertune.report.plot import heatmap_path, shared_scale, write_heatmap, write_pairs
 
 SMALL_PANELS = 3
 PAIRS_FILE = "pairs.png"
@@ -44,11 +44,23 @@ class ReportContent:
     summary: str  # the verdict over all pairs, in words
     excluded: dict[str, int]
     used: int
-    total: int
+    total: int  # trials that ran
+    planned: int  # trials the study asked for: the one denominator of the page
     infos: dict[tuple[str, str | None], HeatmapInfo] = field(default_factory=dict)
     notes: dict[tuple[str, str | None], str] = field(default_factory=dict)  # verdict captions
     mains: dict[str, pd.DataFrame] = field(default_factory=dict)  # strongest first
-    limits: tuple[float, float] = (0.0, 1.0)  # the page's one colour scale
+    scale: ColourScale = field(default_factory=lambda: ColourScale(0.0, 1.0))  # one per page
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        return self.scale.limits
+
+    def trials_drawn(self) -> str:
+        """'11 of 16 trials drawn (5 did not run)': the page's one denominator is the trials
+        the study asked for."""
+        text = f"{self.used} of {self.planned} trials drawn"
+        missing = self.planned - self.total
+        return text + (f" ({missing} did not run)" if missing > 0 else "")
 
 
 def report_metric(record: StudyRecord, metric: str | None = None) -> tuple[str, str]:
@@ -142,10 +154,11 @@ def report_content(
         excluded=info.excluded,
         used=info.used,
         total=len(results),
+        planned=max(record.trials_planned or 0, len(results)),
         infos=infos,
         notes={pair: _note(ranking, pair, i) for pair, i in infos.items()},
         mains=mains,
-        limits=shared_limits(infos.values()),
+        scale=shared_scale(infos.values(), direction),
     )
 
 
@@ -275,8 +288,9 @@ def write_report(
         for (px, py), info in content.infos.items():
             path = heatmap_path(staging, px, py) if py else staging / f"heatmap_{px}.png"
             note = content.notes.get((px, py), "")
+            note = "\n".join(filter(None, (note, content.scale.note(content.direction))))
             written.append(
-                write_heatmap(info, path, content.direction, note=note,
+                write_heatmap(info, path, content.direction, note=note, limits=content.limits,
                               best_trial=marked.get((px, py)))
             )  # fmt: skip
         if len(params) >= 2 and not (x and y):
@@ -332,6 +346,17 @@ def _question(lead: tuple[str, str | None], metric: str) -> str:
     return f"How do {x} and {y} interact on {metric}?"
 
 
+def _objective_meaning(record: StudyRecord) -> str:
+    """What a best-epoch objective is, where it is one: chosen on the data it is scored on."""
+    metric = record.metric
+    if metric.mode == "last":
+        return ""
+    split = "training" if metric.name == "train_loss" else "validation"
+    name = metric.name.replace("valid_", "").replace("train_", "")
+    chosen = "" if split == "training" else ", chosen on the validation set itself"
+    return f" (the best epoch's {split} {name}{chosen})"
+
+
 def _setup(record: StudyRecord, total: int) -> str:
     study, model = record.config.get("study", {}), record.config.get("model", {})
     data = record.data
@@ -341,7 +366,8 @@ def _setup(record: StudyRecord, total: int) -> str:
     planned = record.trials_planned if record.trials_planned is not None else total
     return (
         f"Data {data_text} · model {model.get('architecture', '?')} · {record.search} search,"
-        f" objective {record.metric} · {study.get('epochs', '?')} epochs per trial · "
+        f" objective {record.metric}{_objective_meaning(record)} · "
+        f"{study.get('epochs', '?')} epochs per trial · "
         f"{total} of {planned} trials ran · "
         f"{record.seeds} seed{'s' if record.seeds != 1 else ''}"
     )

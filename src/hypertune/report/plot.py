@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hypertune.report.frame import ALL_TRIALS, HeatmapInfo, describe
+from hypertune.report.frame import ALL_TRIALS, ColourScale, HeatmapInfo, colour_scale, describe
 
 CELL_LABEL = "cell-label"  # gid of the texts written inside heatmap cells
 MIN_CELL_FONT = 4.5  # points; a cell label that fits only smaller is left out
@@ -62,12 +62,17 @@ def plot_heatmap(
         linecolor="white",
         cbar=colorbar,
         cbar_kws={"label": bar_label(info, direction)} if colorbar else None,
-        xticklabels=[_tick(v) for v in info.values.columns],
-        yticklabels=[_tick(v) for v in info.values.index],
+        xticklabels=ticks(list(info.values.columns)),
+        yticklabels=ticks(list(info.values.index)),
         square=False,
     )
     for text in ax.texts:
         text.set_gid(CELL_LABEL)
+    if limits is not None:  # cells beyond a cut colour scale: hatched, at the scale's end
+        array = info.values.to_numpy(dtype=float)
+        for row, col in zip(*np.nonzero((array < vmin) | (array > vmax)), strict=True):
+            ax.add_patch(Rectangle((col, row), 1, 1, fill=False, hatch="///", lw=0,
+                                   edgecolor="white"))  # fmt: skip
     ax.invert_yaxis()  # row 0 (the smallest value) at the bottom, as on a plot's y axis
     ax.tick_params(length=0)
     best = best_cell(info.values, direction)
@@ -107,9 +112,9 @@ def plot_main_effect(
     if len(means) and not np.isnan(means).all():
         best = int(np.nanargmin(means) if direction == "min" else np.nanargmax(means))
         ax.plot(positions[best], means[best], "o", ms=10, mfc="none", mec=BEST_COLOUR, mew=2)
-    ticks = [_tick(v) for v in effect.index]
-    ax.set_xticks(positions, ticks, fontsize=fontsize)
-    crowded = len(ticks) > 4 or sum(len(t) for t in ticks) > 24
+    labels = ticks(list(effect.index))
+    ax.set_xticks(positions, labels, fontsize=fontsize)
+    crowded = len(labels) > 4 or sum(len(t) for t in labels) > 24
     if (
         crowded
         or isinstance(effect.index, pd.CategoricalIndex | pd.IntervalIndex)
@@ -208,7 +213,8 @@ def draw_pairs(
     """
     plt = pyplot()
     size = max(len(params) - 1, 1)
-    limits = shared_limits(infos.values())
+    scale = shared_scale(infos.values(), direction)
+    limits = scale.limits
     fig, axes = plt.subplots(
         size, size, figsize=(2.6 * size + 2.2, 2.4 * size + 1.4), squeeze=False,
         layout="constrained",
@@ -234,6 +240,8 @@ def draw_pairs(
         f"{some.metric} over every pair of parameters (one colour scale). {caption_text(some)}; "
         f"red outline: the pair's best cell ({some.agg} over the other parameters)"
     )
+    if scale.note(direction):
+        text += f"; {scale.note(direction)}"
     chars = int(fig.get_figwidth() * 72 / (9 * 0.6))  # what fits across at 9 points
     fig.suptitle("\n".join(textwrap.wrap(text, chars)), fontsize=9)
     return fig
@@ -253,11 +261,10 @@ def write_pairs(
     return path
 
 
-def shared_limits(infos: Any) -> tuple[float, float]:
-    """The colour scale that covers every cell of `infos`."""
+def shared_scale(infos: Any, direction: str) -> ColourScale:
+    """The one colour scale of every cell of `infos` (cut past outliers: `colour_scale`)."""
     values = np.concatenate([i.values.to_numpy(dtype=float).ravel() for i in infos])
-    low, high = float(np.nanmin(values)), float(np.nanmax(values))
-    return (low, high) if high > low else (low - 0.5, high + 0.5)
+    return colour_scale(values.tolist(), direction)
 
 
 def heatmap_path(folder: Path, x: str, y: str) -> Path:
@@ -314,9 +321,20 @@ def _annotations(info: HeatmapInfo) -> np.ndarray:
     return labels
 
 
+def ticks(levels: Sequence[Any]) -> list[str]:
+    """Tick labels of an axis's levels; quantile bins say which bin holds each edge: the first
+    holds both of its ends (`[8, 16]`), every other its right end only (`(16, 32]`)."""
+    labels = [_tick(v) for v in levels]
+    if len(levels) and isinstance(levels[0], pd.Interval) and labels[0].startswith("("):
+        labels[0] = "[" + labels[0][1:]
+    return labels
+
+
 def _tick(value: Any) -> str:
     if isinstance(value, pd.Interval):
-        return f"{_edge(value.left)}–{_edge(value.right)}"
+        left = "[" if value.closed in ("left", "both") else "("
+        right = "]" if value.closed in ("right", "both") else ")"
+        return f"{left}{_edge(value.left)}, {_edge(value.right)}{right}"
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
