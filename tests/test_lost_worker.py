@@ -32,6 +32,8 @@ class Net(nn.Module):
     def forward(self, x):
         if self.training:
             self.steps += 1
+            if self.steps == self.die_at - 12 and not self.marker.exists():
+                time.sleep(1.5)  # epoch 2 ends a while after epoch 1: both checkpoint
             if self.steps == self.die_at and not self.marker.exists():
                 self.marker.touch()
                 time.sleep(3)  # long enough for the driver to take the last checkpoint

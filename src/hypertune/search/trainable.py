@@ -18,6 +18,7 @@ its last checkpoint, bit for bit. A trial's own error (its code raised) ends it 
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -118,7 +119,7 @@ def train_trial(
             put(checkpoints.attach(metrics))
 
         resume = saved["train"] if saved else None
-        fit(trial, data, settings, seed, each, resume, checkpoints.offer({}))
+        fit(trial, data, settings, seed, each, resume, checkpoints.save())
 
     def failed(exc: BaseException) -> None:
         if isinstance(exc, _INFRASTRUCTURE):
@@ -157,7 +158,7 @@ def train_pack(
     trials = [_trial(dict(point), fixed, specs) for point in members]
     saved = _restored()
     latest: list[dict[str, float]] = saved["latest"] if saved else [{EPOCHS: 0} for _ in members]
-    checkpoints = _Checkpoints(every)
+    checkpoints = _Checkpoints(every, lambda: {"latest": latest})  # its epochs counted
 
     def epoch(results: Sequence[dict[str, float] | None]) -> dict[str, Any]:
         seconds = 0.0
@@ -169,7 +170,7 @@ def train_pack(
 
     def train(put: Callable[[Any], None]) -> None:
         resume = saved["train"] if saved else None
-        save = checkpoints.offer({"latest": latest})
+        save = checkpoints.save()
         if len(trials) == 1:
             ((trial, seed),) = trials
             each = lambda m: put(checkpoints.attach(epoch([m])))  # noqa: E731
@@ -201,35 +202,37 @@ def pack_result(
 class _Checkpoints:
     """When an epoch's state is kept, and handing it to Tune with that epoch's result.
 
-    The training thread is offered each epoch's state before the epoch is reported; where a
-    checkpoint is due it writes the state to a folder of its own at once (training goes on and
-    changes it), and the epoch's result carries that folder to Tune, which stores it in the
-    trial's folder. The temporary folder is removed once Tune has it.
+    The training loop offers each epoch's state before it reports the epoch; once the epoch is
+    reported (and the trainable's own state brought up to it), a checkpoint that is due is
+    written to a folder of its own at once, before training goes on and changes the state, and
+    the epoch's result carries that folder to Tune, which stores it in the trial's folder. The
+    temporary folder is removed once Tune has it.
     """
 
-    def __init__(self, every: float | None) -> None:
+    def __init__(self, every: float | None, extra: Callable[[], Mapping[str, Any]] = dict) -> None:
         self.every = every
-        self.last = time.monotonic()
-        self.pending: Path | None = None
+        self.extra = extra  # the trainable's own state, kept beside the loop's
+        self.last = -math.inf  # the first epoch end may keep one
+        self.offered: Callable[[], State] | None = None
 
-    def offer(self, extra: Mapping[str, Any]) -> Callable[[Callable[[], State]], None] | None:
-        """The training loop's `save`, keeping `extra` (the trainable's own state) beside its
-        state; None where the study keeps no checkpoints."""
+    def save(self) -> Callable[[Callable[[], State]], None] | None:
+        """The training loop's `save`; None where the study keeps no checkpoints."""
         if self.every is None:
             return None
 
-        def save(state: Callable[[], State]) -> None:
-            if time.monotonic() - self.last < float(self.every or 0.0):
-                return
-            folder = Path(tempfile.mkdtemp(prefix="hypertune-checkpoint-"))
-            torch.save({"train": state(), **extra}, folder / STATE_FILE)
-            self.last, self.pending = time.monotonic(), folder
+        def offer(state: Callable[[], State]) -> None:
+            self.offered = state
 
-        return save
+        return offer
 
     def attach(self, result: dict[str, Any]) -> tuple[dict[str, Any], Path | None]:
-        """`result` with the checkpoint written for its epoch, if one was."""
-        folder, self.pending = self.pending, None
+        """`result` with the checkpoint of its epoch, where one is due."""
+        state, self.offered = self.offered, None
+        if state is None or time.monotonic() - self.last < max(self.every or 0.0, _spacing()):
+            return result, None
+        folder = Path(tempfile.mkdtemp(prefix="hypertune-checkpoint-"))
+        torch.save({"train": state(), **self.extra()}, folder / STATE_FILE)
+        self.last = time.monotonic()
         return result, folder
 
     @staticmethod
@@ -242,6 +245,17 @@ class _Checkpoints:
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _spacing() -> float:
+    """The least time between two checkpoints of a trial. Tune's experiment state, saved at
+    most this often, names a trial's checkpoint, and Tune keeps only a trial's last few
+    (`tuner.KEPT_CHECKPOINTS`): spaced so, the one the saved state names is still there."""
+    period = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "auto")
+    try:
+        return max(1.0, float(period))
+    except ValueError:
+        return 10.0  # Tune's "auto": about every 10 s or more
 
 
 def _restored() -> dict[str, Any] | None:

@@ -40,10 +40,16 @@ def loggers(path: Path, config: StudyConfig, record: StudyRecord) -> list[Any]:
     ]
 
 
+# Checkpoints Tune keeps per trial: the experiment state saved last may name an older one than
+# the newest (see search.trainable._spacing).
+KEPT_CHECKPOINTS = 3
+
+
 def remove_checkpoints(experiment: Path) -> None:
-    """Remove the trials' checkpoints of a finished experiment (Tune's `checkpoint_*` folders,
-    which the trainables wrote); they only serve a trial that has not finished."""
-    for folder in experiment.glob("*/checkpoint_*"):
+    """Remove the trials' checkpoints of a finished experiment and of the experiments inside it
+    (Tune's `checkpoint_*` folders, which the trainables wrote); they only serve a trial that
+    has not finished."""
+    for folder in [*experiment.glob("*/checkpoint_*"), *experiment.glob("*/*/checkpoint_*")]:
         if folder.is_dir() and not folder.is_symlink():
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -60,8 +66,9 @@ def make_tuner(
 ) -> Any:
     """The one way a study builds its Tuner: FIFO, reused actors, the experiment in
     `parent`/`name`. A trial lost to the infrastructure is retried up to `config.retries`
-    times from its last checkpoint (one kept per trial); one whose retries are spent, or whose
-    own code failed (an ERROR result, never retried), is recorded and the study goes on."""
+    times from its last checkpoint (the last few kept per trial); one whose retries are spent,
+    or whose own code failed (an ERROR result, never retried), is recorded and the study goes
+    on."""
     return tune.Tuner(
         trainable,
         param_space=space,
@@ -79,6 +86,6 @@ def make_tuner(
             callbacks=callbacks,
             log_to_file=True,
             failure_config=tune.FailureConfig(max_failures=config.retries, fail_fast=False),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=KEPT_CHECKPOINTS),
         ),
     )
