@@ -215,3 +215,19 @@ def test_a_pack_never_exceeds_the_cpu_limits() -> None:
     assert packs.pack_size(100, packs.CPU_PACK_PARAMETERS // 3, config, slots=1) == 3
     assert packs.pack_size(5, 10**9, config, slots=1) == 1
     assert packs.pack_size(7, 1_000, config, slots=2) == 4
+
+
+def test_a_study_says_how_its_trials_train() -> None:
+    config, data = study(), digits()
+    points = trial_points(config)
+    plan = packs.plan(points, config, data, slots=2)
+    assert packs.describe(plan, points, config, data) == "16 trials in 4 fused packs"
+    off = study(study={"fuse": False})
+    assert packs.describe([], points, off, data) == (
+        "16 trials trained one by one: fusing is off (fuse = false or --no-fuse)"
+    )
+    gru = from_dict({**config.to_dict(), "model": {"architecture": "gru"}, "data": {}})
+    sequences = load_dataset("digits-seq")
+    assert packs.describe([], points, gru, sequences).endswith(
+        "gru models do not fuse (mlp and cnn do)"
+    )

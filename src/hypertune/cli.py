@@ -184,7 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _quiet_ray() -> None:
     """Tune's controller logs every failed trial with Ray's traceback; a retried trial is
     counted on the progress line and a failed one has its error in results.csv instead."""
-    logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
+    # Its experiment state's failed saves (a full disk) end the study with one error line.
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.execution.experiment_state"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _show_warnings() -> None:
@@ -376,12 +378,13 @@ def _summary(
 ) -> int:
     counts = results["status"].value_counts().to_dict() if len(results) else {}
     print(f"{len(results)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    from hypertune.report import best_trial  # the one meaning of "best" (also on the page)
+    # The one meaning of "best", and its values printed as the page prints them.
+    from hypertune.report import best_trial, value_text
 
     best = best_trial(results, record)
     if best is not None:
         objective = record.objective_column
-        values = ", ".join(f"{p}={best[p]}" for p in record.params)
+        values = ", ".join(f"{p}={value_text(best[p])}" for p in record.params)
         score = float(best[objective])
         print(f"best: {values} -> {objective} = {score:.4g} (trial {best['trial_id']})")
     print(f"results: {path / 'results.csv'}")

@@ -28,3 +28,7 @@ class ReportError(HypertuneError, ValueError):
 class OutputError(HypertuneError):
     """A file hypertune would write cannot be: its place holds what hypertune did not write,
     or the disk is full."""
+
+
+class DiskFullError(StudyError):
+    """A study's file could not be written: no space left on its device."""

@@ -50,6 +50,8 @@ class ProgressLine:
         with self.lock:
             if self.header:
                 print(self.header, file=self.stream, flush=True)
+                if state.packing:
+                    print(state.packing, file=self.stream, flush=True)
                 self.header = None
             self.state = state
             self._show()

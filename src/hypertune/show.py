@@ -29,6 +29,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     record = read_study(args.storage, args.name)
     results = read_results(args.storage, args.name)
+    if not len(results):
+        print(f"study {args.name}: no finished trials yet ({record.status.value})", file=sys.stderr)
+        return 0
     table = sort_results(results, record, args.sort)
     if args.top is not None:
         table = table.head(args.top)

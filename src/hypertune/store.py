@@ -10,6 +10,7 @@ tables and metadata, nothing of pictures or of Ray.
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
 import json
@@ -25,7 +26,7 @@ from typing import IO, Any
 import pandas as pd
 
 from hypertune.config import check_name
-from hypertune.errors import StudyError
+from hypertune.errors import DiskFullError, StudyError
 from hypertune.record import LEADING, STATUSES, TRAILING, StudyRecord, StudyState
 
 STUDY_FILE = "study.json"
@@ -200,7 +201,36 @@ def current_umask() -> int:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename (mode as the umask says)."""
+    """Write `text` to `path` through a temporary file and a rename (mode as the umask says).
+
+    Raises:
+        DiskFullError: no space left on the device (the old file, if any, stays as it was).
+    """
+    try:
+        _write_atomic(path, text)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(f"no space left on the device of {path.parent}") from None
+        raise
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an exception it was raised from or during, says the disk is full
+    (Tune re-raises a callback's error as a TuneError with the original's text)."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, DiskFullError) or getattr(exc, "errno", None) in (
+            errno.ENOSPC,
+            errno.EDQUOT,
+        ):
+            return True
+        if "No space left on device" in str(exc) or "no space left on the device" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -19,7 +19,7 @@ from hypertune.report.frame import (
     usable_trials,
 )
 from hypertune.report.interaction import interaction_scores
-from hypertune.report.page import best_trial, report_content, write_report
+from hypertune.report.page import best_trial, report_content, value_text, write_report
 from hypertune.report.plot import heatmap_path, plot_heatmap, write_heatmap, write_pairs
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "report_content",
     "searched_params",
     "usable_trials",
+    "value_text",
     "write_heatmap",
     "write_pairs",
     "write_report",

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hypertune.errors import OutputError
-from hypertune.store import current_umask
+from hypertune.store import current_umask, is_disk_full
 
 _RENAME_EXCHANGE = 2  # renameat2 flag (Linux 3.15+): swap two paths atomically
 _AT_FDCWD = -100
@@ -65,6 +65,9 @@ def publish(folder: Path, build: Callable[[Path], list[Path]], study: str) -> li
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError):
             raise _output_error(exc, target) from exc
+        if isinstance(exc, Exception) and (is_disk_full(exc) or _nearly_full(parent)):
+            # A writer that hit the full disk may say so in its own words (zlib's, for a PDF).
+            raise _output_error(OSError(errno.ENOSPC, "no space"), target) from exc
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -125,6 +128,15 @@ def clean_stale(folder: Path) -> None:
 def _write_manifest(staging: Path, study: str) -> None:
     text = json.dumps({"study": study, "files": sorted(p.name for p in staging.iterdir())})
     (staging / MANIFEST).write_text(text + "\n", encoding="utf-8")
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Less than one MiB is left on the device of `folder`."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 1 << 20
 
 
 def _output_error(exc: OSError, folder: Path) -> OutputError:

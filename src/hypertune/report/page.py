@@ -324,7 +324,7 @@ def best_line(content: ReportContent, digits: int) -> str:
     best = content.best
     if not best:
         return "no finished trial"
-    params = ", ".join(f"{k}={_value(v)}" for k, v in best["params"].items())
+    params = ", ".join(f"{k}={value_text(v)}" for k, v in best["params"].items())
     better = "lower is better" if best["direction"] == "min" else "higher is better"
     text = (
         f"trial {best['trial_id']} by the objective {best['objective']} ({better}): {params}"
@@ -335,8 +335,13 @@ def best_line(content: ReportContent, digits: int) -> str:
     return text
 
 
-def _value(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def value_text(value: Any) -> str:
+    """A parameter's value as the page and the CLI print it: 4 significant digits, and whole
+    numbers (read back from results.csv as floats) as integers."""
+    if isinstance(value, float | np.floating) and not isinstance(value, bool):
+        number = float(value)
+        return str(int(number)) if number.is_integer() and abs(number) < 1e15 else f"{number:.4g}"
+    return str(value)
 
 
 def _question(lead: tuple[str, str | None], metric: str) -> str:

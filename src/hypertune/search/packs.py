@@ -85,6 +85,42 @@ def summary(packs: Sequence[Sequence[Point]], slots: int) -> dict[str, Any]:
     return {"slots": slots, "count": len(packs), "largest": max(map(len, packs), default=0)}
 
 
+def describe(
+    plan: Sequence[Sequence[Point]],
+    points: Sequence[Mapping[str, Any]],
+    config: StudyConfig,
+    data: DataBundle,
+) -> str:
+    """One line on how a study's trials train: '36 trials in 6 fused packs', or one by one
+    and why."""
+    trials = sum(map(len, plan)) if plan else config.planned_trials()
+    if plan:
+        alone = sum(1 for pack in plan if len(pack) == 1)
+        rest = f" ({alone} of them alone)" if alone else ""
+        return f"{trials} trials in {len(plan)} fused packs{rest}"
+    return f"{trials} trials trained one by one: {_why_alone(points, config, data)}"
+
+
+def _why_alone(points: Sequence[Mapping[str, Any]], config: StudyConfig, data: DataBundle) -> str:
+    if config.search not in ("grid", "random"):
+        return f"{config.search} search suggests its trials one at a time"
+    if not config.fuse:
+        return "fusing is off (fuse = false or --no-fuse)"
+    if config.trainer != "hypertune":
+        return f"the {config.trainer} trainer does not fuse"
+    if points:
+        values = decode_config({**config.hyperparameters(), **_searched(points[0])}, config.space)
+        try:
+            key = pack_key(values, data)
+        except Exception:  # a configuration that cannot be built fails as its own trial
+            key = None
+        if key is None:
+            if data.lengths_train is not None:
+                return "sequences of varying length do not fuse"
+            return f"{values.get('architecture', 'these')} models do not fuse (mlp and cnn do)"
+    return "no two trials share a model shape and a slot (they differ in width, depth or more)"
+
+
 def member_id(trial_id: str, index: int) -> str:
     """The trial id of a pack's member: the Ray trial's id and the member's place in it."""
     return f"{trial_id}-{index}"

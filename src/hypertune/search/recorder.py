@@ -46,6 +46,7 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     epochs: int = 0  # epochs trained by the trials of this run, finished or running
     epochs_total: int = 0  # epochs every trial of this run will train
+    packing: str = ""  # how the trials train: in fused packs, or one by one and why
     # Ray trials restarted after their node, actor or worker was lost: why, by trial id.
     retried: dict[str, str] = field(default_factory=dict)
 

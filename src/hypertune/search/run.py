@@ -9,7 +9,10 @@ trials are written to results.csv as they complete, so a crash loses nothing fin
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +21,20 @@ from ray import tune
 from hypertune import provenance, store
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
-from hypertune.errors import ConfigError, StudyError
+from hypertune.errors import ConfigError, DiskFullError, HypertuneError, StudyError
 from hypertune.record import FAILED, StudyRecord, StudyState
 from hypertune.search import cluster, packs
 from hypertune.search.code import load_recorded_code, load_study_code
 from hypertune.search.order import costliest_first, trial_points
 from hypertune.search.packs import PACK_KEY
 from hypertune.search.recorder import SEED_KEY, Progress, ProgressFn, ResultRecorder, live_recorder
+from hypertune.search.rest import experiment_name, remaining
 from hypertune.search.trainable import make_trainable
 from hypertune.search.tuner import loggers, make_tuner, remove_checkpoints
 from hypertune.space import bayes_domains, decode_config, to_domain
 from hypertune.train import check_config
 
+log = logging.getLogger("hypertune")
 PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
 # The largest model one trial may build: with Adam's two moments about 1.6 GB of float32.
 MAX_PARAMETERS = 100_000_000
@@ -178,34 +183,18 @@ def _execute(
     try:
         started_here = cluster.start(address)
         slots = cluster.free_slots(config)
-        points, plan = _plan(config, data, path, record, slots, restore)
-        recorder = ResultRecorder(
-            config, path, Progress(config.planned_trials()), progress, packs=plan
-        )
-        trainable = make_trainable(config, data, recorder.kept, plan)
-        callbacks = [recorder, *loggers(path, config, record)]
-        ray_dir = str((path / store.RAY_DIR).resolve())
-        if restore and tune.Tuner.can_restore(ray_dir):
-            with live_recorder(recorder):  # the pickled recorder comes back as this one
-                tuner = tune.Tuner.restore(
-                    ray_dir,
-                    trainable=trainable,
-                    resume_unfinished=True,
-                    resume_errored=False,
-                    restart_errored=False,
-                )
-        elif restore and recorder.kept:
-            raise StudyError(
-                f"study '{record.name}': Ray's experiment state in {ray_dir} is missing, so "
-                "the unfinished trials cannot be told apart; start a new study with --name"
-            )
-        else:
-            tuner = _new_tuner(config, trainable, path, slots, callbacks, points, plan)
-        tuner.fit()  # errored trials are recorded, not raised (FailureConfig(fail_fast=False))
-    except BaseException:
+        recorder = _run_trials(config, data, path, record, slots, restore, progress)
+    except BaseException as exc:
         # Whatever stopped the study, it is not running any more and can be resumed.
         record.status = StudyState.INTERRUPTED
-        store.write_study(path, record)
+        with contextlib.suppress(OSError, StudyError):  # a full disk may refuse this too
+            store.write_study(path, record)
+        if store.is_disk_full(exc):
+            raise DiskFullError(
+                f"study '{record.name}': no space left on the device of {path}; the study "
+                f"stopped and its finished trials are kept: free space, then `resume "
+                f"{record.name}`"
+            ) from None
         raise
     finally:
         if started_here:
@@ -250,6 +239,103 @@ def _plan(
     return points, plan
 
 
+def _run_trials(
+    config: StudyConfig,
+    data: DataBundle,
+    path: Path,
+    record: StudyRecord,
+    slots: int,
+    restore: bool,
+    progress: ProgressFn | None,
+) -> ResultRecorder:
+    """Train the study's trials (a resumed study: those left); return the recorder.
+
+    A resumed study goes on from Ray's experiment state; where that is missing or damaged
+    (it cannot be restored, or the restored experiment fails in Ray's own code), the trials
+    that results.csv does not hold run as a new experiment (`_rest`).
+    """
+    points, plan = _plan(config, data, path, record, slots, restore)
+
+    def recorder_of(plan: list[list[dict[str, Any]]]) -> tuple[ResultRecorder, Any]:
+        recorder = ResultRecorder(
+            config, path, Progress(config.planned_trials()), progress, packs=plan
+        )
+        recorder.state.packing = packs.describe(plan, points, config, data)
+        return recorder, make_trainable(config, data, recorder.kept, plan)
+
+    recorder, trainable = recorder_of(plan)
+    tuner = _restored(path / store.RAY_DIR, trainable, recorder) if restore else None
+    if tuner is not None:
+        try:
+            tuner.fit()  # errored trials are recorded, not raised (fail_fast=False)
+            return recorder
+        except Exception as exc:
+            if store.is_disk_full(exc) or isinstance(exc, HypertuneError):
+                raise
+            log.warning("Ray's experiment state of study '%s' failed (%s)", record.name, exc)
+    experiment = store.RAY_DIR
+    if restore:  # Ray's state is missing or damaged: the record says what is left
+        recorder, _ = recorder_of(plan)  # results.csv read again
+        points, plan, experiment = _rest(config, data, path, record, recorder, slots, points)
+        recorder, trainable = recorder_of(plan)
+    callbacks = [recorder, *loggers(path, config, record)]
+    tuner = _new_tuner(config, trainable, path, slots, callbacks, points, plan, experiment)
+    tuner.fit()
+    return recorder
+
+
+def _restored(ray_dir: Path, trainable: Any, recorder: ResultRecorder) -> Any:
+    """The study's Tuner restored from Ray's experiment state; None where that state is
+    missing or cannot be read (its unfinished trials then run from the record: `_rest`)."""
+    if not tune.Tuner.can_restore(str(ray_dir.resolve())):
+        return None
+    try:
+        with live_recorder(recorder):  # the pickled recorder comes back as this one
+            return tune.Tuner.restore(
+                str(ray_dir.resolve()),
+                trainable=trainable,
+                resume_unfinished=True,
+                resume_errored=False,
+                restart_errored=False,
+            )
+    except (EOFError, pickle.UnpicklingError, OSError, ValueError, KeyError) as exc:
+        log.warning("Ray's experiment state in %s cannot be read (%s)", ray_dir, exc)
+        return None
+
+
+def _rest(
+    config: StudyConfig,
+    data: DataBundle,
+    path: Path,
+    record: StudyRecord,
+    recorder: ResultRecorder,
+    slots: int,
+    points: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]], str]:
+    """The trials that results.csv does not hold, their packs, and the new experiment to run
+    them in (`ray/resume-<n>/`), for a study whose Ray state is missing or damaged.
+
+    Raises:
+        StudyError: a Bayesian or TPE study (its searcher's state lived in Ray's).
+    """
+    ray_dir = path / store.RAY_DIR
+    if config.search not in ("grid", "random"):
+        raise StudyError(
+            f"study '{record.name}': Ray's experiment state in {ray_dir} is missing or damaged, "
+            f"and a {config.search} searcher cannot go on without it; results.csv keeps its "
+            f"{recorder.finished} finished trials: start a new study with --name"
+        )
+    rest = remaining(points, recorder.rows.values(), config.space)
+    plan = packs.plan(rest, config, data, slots) if record.packs else []
+    if all(len(pack) == 1 for pack in plan):
+        plan = []
+    log.warning(
+        "study '%s': %d trials in results.csv are kept; the other %d run as a new experiment",
+        record.name, recorder.finished, len(rest),
+    )  # fmt: skip
+    return rest, plan, f"{store.RAY_DIR}/{experiment_name(ray_dir)}"
+
+
 def _new_tuner(
     config: StudyConfig,
     trainable: Any,
@@ -258,6 +344,7 @@ def _new_tuner(
     callbacks: list[Any],
     points: list[dict[str, Any]],
     plan: list[list[dict[str, Any]]],
+    experiment: str = store.RAY_DIR,
 ) -> Any:
     space: dict[str, Any] = {
         name: to_domain(spec, config.search) for name, spec in config.space.items()
@@ -265,8 +352,9 @@ def _new_tuner(
     metric = config.metric.objective_column
     mode = config.metric.direction
     search_alg, num_samples = _searcher(config, space, metric, mode, slots, points, plan)
+    parent, _, name = f"{path}/{experiment}".rpartition("/")
     return make_tuner(
-        config, trainable, space, search_alg, num_samples, path, store.RAY_DIR, callbacks
+        config, trainable, space, search_alg, num_samples, Path(parent), name, callbacks
     )
 
 

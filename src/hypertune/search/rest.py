@@ -1,0 +1,61 @@
+"""What is left of a grid or random study, known from its record alone.
+
+`resume` continues a study from Ray's experiment state. Where that state is missing or
+damaged (a full disk left `tuner.pkl` empty, a copy lost `ray/`), the study record still says
+everything: study.json holds the study as run, so its trials can be listed again in the same
+order, and results.csv holds every trial that ended. The rest runs as a new Ray experiment,
+`ray/resume-<n>/`, beside the damaged one, which is left as it was.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hypertune.space import SEED_KEY, ParamSpec, decode_config
+
+RESUME_PREFIX = "resume-"
+
+
+def remaining(
+    points: Sequence[Mapping[str, Any]],
+    rows: Iterable[Mapping[str, Any]],
+    specs: Mapping[str, ParamSpec],
+) -> list[dict[str, Any]]:
+    """The `points` (searched values and seed) that no row of results.csv stands for, in their
+    order; a configuration planned twice (grid repeats) needs two rows."""
+    done = Counter(_key({n: row.get(n) for n in specs}, row.get("seed", 0)) for row in rows)
+    rest = []
+    for point in points:
+        searched = decode_config(dict(point), specs)
+        key = _key({n: searched.get(n) for n in specs}, point.get(SEED_KEY, 0))
+        if done[key]:
+            done[key] -= 1
+        else:
+            rest.append(dict(point))
+    return rest
+
+
+def experiment_name(ray_dir: Path) -> str:
+    """The next `resume-<n>` experiment under the study's ray/ folder."""
+    taken = [p.name.removeprefix(RESUME_PREFIX) for p in ray_dir.glob(f"{RESUME_PREFIX}*")]
+    numbers = [int(n) for n in taken if n.isdigit()]
+    return f"{RESUME_PREFIX}{max(numbers, default=0) + 1}"
+
+
+def _key(values: Mapping[str, Any], seed: Any) -> tuple[Any, ...]:
+    return (*(_plain(values[n]) for n in sorted(values)), _plain(seed))
+
+
+def _plain(value: Any) -> Any:
+    """A value as results.csv and the plan both spell it (numbers to 12 digits)."""
+    if isinstance(value, bool) or str(value).lower() in ("true", "false"):
+        return str(value).lower()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return float(f"{number:.12g}") if math.isfinite(number) else str(number)
