@@ -72,3 +72,11 @@ def test_the_page_has_one_denominator_and_says_how_its_scale_was_cut(tmp_path: P
     page = " ".join(PdfReader(out / "s" / "report.pdf").pages[0].extract_text().split())
     assert "11 of 16 trials ran" in page and "11 of 16 trials drawn" in page
     assert "chosen on the validation set itself" in page
+
+
+def test_values_are_printed_as_the_page_prints_them() -> None:
+    from hypertune.report import value_text
+
+    assert value_text(0.047349893044994734) == "0.04735"
+    assert value_text(2.0) == "2"  # a whole number read back from results.csv
+    assert value_text(64) == "64" and value_text("relu") == "relu" and value_text(True) == "True"

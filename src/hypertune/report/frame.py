@@ -64,7 +64,7 @@ def heatmap_info(
         raise ReportError(f"--x and --y are both '{x}'; pick two different parameters")
     if agg not in AGGREGATES:
         raise ReportError(f"--agg: '{agg}' is unknown; choose one of {', '.join(AGGREGATES)}")
-    frame, excluded = usable_trials(results, metric, full_budget_only)
+    frame, excluded = usable_trials(results, metric, full_budget_only, [x] if y is None else [x, y])
     if frame.empty:
         raise ReportError(f"no usable trials for {metric} (excluded: {describe(excluded)})")
     if y is None:
@@ -102,10 +102,19 @@ def heatmap_frame(
 
 
 def usable_trials(
-    results: pd.DataFrame, metric: str, full_budget_only: bool = False
+    results: pd.DataFrame,
+    metric: str,
+    full_budget_only: bool = False,
+    params: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Trials that may share a heatmap, and counts of those left out by reason."""
-    frame = results.copy()
+    """Trials that may share a heatmap, and counts of those left out by reason; with
+    `params`, only those columns, the metric and the bookkeeping are kept (a large table is
+    not copied whole for every pair)."""
+    if params is not None:
+        keep = [*params, metric, *(c for c in ("status", "epochs") if c in results.columns)]
+        frame = results[list(dict.fromkeys(keep))]
+    else:
+        frame = results.copy()
     excluded: dict[str, int] = {}
     if "status" in frame:
         bad = frame["status"] != TrialStatus.FINISHED
@@ -285,7 +294,7 @@ def main_effect(
     from scipy import stats
 
     _check_columns(results, [param, metric])
-    frame, _ = usable_trials(results, metric, full_budget_only)
+    frame, _ = usable_trials(results, metric, full_budget_only, [param])
     levels = _levels(frame[param])[0]
     grouped = frame[metric].groupby(levels, observed=True, sort=True)
     table = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.size()})
