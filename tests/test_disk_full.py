@@ -127,7 +127,9 @@ def test_a_study_stopped_by_a_full_disk_is_resumed_once_space_is_freed(
         done = run_cli("run", str(study), *args, cwd=tmp_path)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2, done.stderr
-        assert lines[-1].startswith("error: study 'tiny': no space left on the device"), lines
+        errors = [line for line in lines if line.startswith("error:")]
+        assert len(errors) == 1, lines
+        assert errors[0].startswith("error: study 'tiny': no space left on the device"), lines
         assert "Traceback" not in done.stderr
         meta = json.loads((disk / "runs" / "tiny" / "study.json").read_text())
         assert meta["status"] in ("interrupted", "running")

@@ -176,6 +176,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HypertuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:
+        from hypertune.store import is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        name = getattr(args, "name", None) or "the study"
+        print(
+            f"error: study '{name}': no space left on the device ({exc}); free space, then "
+            f"`{_resume_hint(args).rpartition('Continue with: ')[2] or 'resume'}`",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"\ninterrupted; {_resume_hint(args)}", file=sys.stderr)
         return EXIT_TERMINATED if terminated.is_set() else EXIT_INTERRUPTED
