@@ -125,10 +125,6 @@ hidden_size = [32, 48]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get("HYPERTUNE_NODE_KILL_TEST") != "1",
-    reason="timing-sensitive on 2 cores under load; run with HYPERTUNE_NODE_KILL_TEST=1",
-)
 def test_a_lost_worker_node_costs_no_trial(
     ray_head: tuple[str, Path, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -163,14 +159,47 @@ def test_a_lost_worker_node_costs_no_trial(
         for pid in _processes_under(worker_temp):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        _, err = study.communicate(timeout=400)
+        _, err = study.communicate(timeout=900)
     finally:
         _stop_head(worker_temp)
         shutil.rmtree(worker_temp, ignore_errors=True)
     assert study.returncode == 0, err
     results = pd.read_csv(tmp_path / "runs" / "nodes" / "results.csv")
     assert len(results) == 6 and results["trial_id"].is_unique
-    assert set(results["status"]) == {"TERMINATED"}
+    why = results.get("error", pd.Series(dtype=str)).dropna().tolist()
+    assert set(results["status"]) == {"TERMINATED"}, (why, err[-4000:])
     assert set(results["epochs"]) == {12}
     assert "retried" in err, err
     assert "Traceback" not in err, err
+
+
+@pytest.mark.slow
+def test_without_an_address_a_study_starts_its_own_ray(tiny_study: Path, tmp_path: Path) -> None:
+    """The machine's latest cluster (a user's `ray start`, recorded in Ray's temporary folder,
+    which every user of the machine shares) is neither joined nor touched."""
+    temp = tempfile.mkdtemp(prefix="ht-tmp-", dir="/tmp")  # Ray's folder is <TMPDIR>/ray
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "TMPDIR": temp}
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | auth
+    started = subprocess.run(
+        [RAY, "start", "--head", f"--port={_free_port()}", "--num-cpus=1",
+         "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--include-dashboard=false"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    try:
+        assert started.returncode == 0, started.stderr
+        ray_temp = Path(temp) / "ray"
+        assert (ray_temp / "ray_current_cluster").is_file()
+        theirs = {p.name for p in ray_temp.glob("session_2*")}
+        assert len(theirs) == 1
+        done = run_cli("run", str(tiny_study), "--smoke", cwd=tmp_path, env=auth)
+        assert done.returncode == 0, done.stderr
+        results = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
+        assert set(results["status"]) == {"TERMINATED"}
+        # Their session is as it was: still there, no worker of the study's trials in it, its
+        # cluster still running; the study's own session is gone.
+        assert {p.name for p in ray_temp.glob("session_2*")} == theirs
+        assert not list(ray_temp.glob(f"{theirs.pop()}/logs/worker-*"))
+        assert _processes_under(temp)
+    finally:
+        _stop_head(temp)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -39,11 +39,12 @@ def test_a_client_without_the_token_cannot_run_code_on_a_study_ray(
     assert not target.exists()
 
 
+@pytest.mark.parametrize("address", [(), ("--address", "local")])
 def test_a_local_ray_with_authentication_disabled_is_refused(
-    tiny_study: Path, tmp_path: Path
+    tiny_study: Path, tmp_path: Path, address: tuple[str, ...]
 ) -> None:
     done = run_cli(
-        "run", str(tiny_study), "--smoke", cwd=tmp_path, env={"RAY_AUTH_MODE": "disabled"}
+        "run", str(tiny_study), "--smoke", *address, cwd=tmp_path, env={"RAY_AUTH_MODE": "disabled"}
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: RAY_AUTH_MODE=disabled: ")

@@ -17,10 +17,15 @@ import ray
 from hypertune.config import StudyConfig
 from hypertune.errors import ConfigError, StudyError
 
+# The address that asks for a Ray of the study's own, as Ray spells it.
+LOCAL = "local"
+
 
 def ray_address(address: str | None) -> str | None:
-    """The Ray cluster to join: `address`, else $RAY_ADDRESS; None for a local Ray."""
-    return address or os.environ.get("RAY_ADDRESS") or None
+    """The Ray cluster to join: `address`, else $RAY_ADDRESS; None for a Ray of the study's own
+    (no address, or ``local``)."""
+    target = (address or os.environ.get("RAY_ADDRESS") or "").strip()
+    return None if target.lower() in ("", LOCAL) else target
 
 
 def check_address(address: str | None) -> None:
@@ -62,8 +67,12 @@ def start(address: str | None, num_cpus: int | None = None) -> bool:
 
     A Ray started here (no address) uses `num_cpus` CPUs (default: all of them).
 
-    A local Ray keeps Ray's token authentication (Ray's default for a local cluster): a Ray
-    started here with RAY_AUTH_MODE=disabled is refused. Ray reads its other settings (usage
+    Without an address a study always starts a Ray of its own (``ray.init(address="local")``),
+    never joins the cluster that Ray's temporary folder names as the machine's latest (another
+    study's, the user's own `ray start`, or another user's), and removes only the session it
+    created. A local Ray keeps Ray's token authentication (Ray's default for a local cluster):
+    a Ray started here with RAY_AUTH_MODE=disabled is refused, however it was asked for (no
+    address, ``local``). Ray reads its other settings (usage
     statistics, log deduplication, Tune's output) from the environment, which the CLI sets
     before it calls the library; this function changes no environment variable.
 
@@ -78,10 +87,11 @@ def start(address: str | None, num_cpus: int | None = None) -> bool:
         return False
     target = ray_address(address)
     options: dict[str, Any] = {} if target else {"num_cpus": num_cpus}
+    # `address=None` would join the machine's latest cluster (Ray's temporary folder names it).
     kept = _callers_sigterm_handler()
     try:
         ray.init(
-            address=target,
+            address=target or LOCAL,
             include_dashboard=False,
             log_to_driver=False,
             logging_level=logging.ERROR,
