@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -109,7 +110,7 @@ CLUSTER_STUDY = """
 [study]
 name = "nodes"
 data = "digits-seq"
-epochs = 12
+epochs = 40
 checkpoint_seconds = 0
 retries = 5
 
@@ -124,6 +125,19 @@ hidden_size = [32, 48]
 """
 
 
+WORKER_IP = "127.0.0.2"
+
+
+def _training_on(experiment: Path, node_ip: str, epochs: int) -> bool:
+    """True once a trial on the node `node_ip` has reported `epochs` epochs."""
+    for results in experiment.glob("*/result.json"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            lines = results.read_text().splitlines()
+            if len(lines) >= epochs and json.loads(lines[-1]).get("node_ip") == node_ip:
+                return True
+    return False
+
+
 @pytest.mark.slow
 def test_a_lost_worker_node_costs_no_trial(
     ray_head: tuple[str, Path, dict[str, str]], tmp_path: Path
@@ -134,7 +148,7 @@ def test_a_lost_worker_node_costs_no_trial(
     worker_temp = tempfile.mkdtemp(prefix="ht-node-", dir="/tmp")
     env = {**os.environ, **auth}
     joined = subprocess.run(
-        [RAY, "start", f"--address={address}", "--num-cpus=2", "--node-ip-address=127.0.0.2",
+        [RAY, "start", f"--address={address}", "--num-cpus=2", f"--node-ip-address={WORKER_IP}",
          "--disable-usage-stats", f"--temp-dir={worker_temp}"],
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
@@ -147,11 +161,10 @@ def test_a_lost_worker_node_costs_no_trial(
             cwd=tmp_path, env={**env, "PYTHONUNBUFFERED": "1"}, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-        # Once four trials train (two on each node), the worker node goes: killed outright.
-        deadline = time.monotonic() + 180
+        # Once a trial of the worker node is two epochs in, the node goes: killed outright.
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline and study.poll() is None:
-            running = list((tmp_path / "runs/nodes/ray").glob("*/result.json"))
-            if sum(p.stat().st_size > 0 for p in running) >= 4:
+            if _training_on(tmp_path / "runs/nodes/ray", WORKER_IP, epochs=2):
                 break
             time.sleep(0.2)
         assert study.poll() is None, "the study ended before the node could be lost"
@@ -168,7 +181,13 @@ def test_a_lost_worker_node_costs_no_trial(
     assert len(results) == 6 and results["trial_id"].is_unique
     why = results.get("error", pd.Series(dtype=str)).dropna().tolist()
     assert set(results["status"]) == {"TERMINATED"}, (why, err[-4000:])
-    assert set(results["epochs"]) == {12}
+    assert set(results["epochs"]) == {40}
+    # A trial of the lost node went on from its checkpoint on the head node, not from epoch 0.
+    last = [
+        json.loads(p.read_text().splitlines()[-1])
+        for p in (tmp_path / "runs/nodes/ray").glob("*/result.json")
+    ]
+    assert any(r["iterations_since_restore"] < r["training_iteration"] == 40 for r in last), last
     assert "retried" in err, err
     assert "Traceback" not in err, err
 

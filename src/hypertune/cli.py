@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import logging
 import os
+import shlex
 import sys
 import threading
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from hypertune.config import AGGREGATES
-from hypertune.errors import HypertuneError, OutputError, ReportError
+from hypertune.errors import HypertuneError, OutputError, ReportError, one_line
 from hypertune.interrupts import sigterm_interrupts
 from hypertune.progress import ProgressLine
 from hypertune.record import StudyState
@@ -50,6 +51,10 @@ RAY_ENVIRONMENT = {
     # is still reported. Both are 8 because Ray 2.60 passes the two to the trial swapped.
     "TUNE_RESULT_BUFFER_LENGTH": "8",
     "TUNE_RESULT_BUFFER_MIN_TIME_S": "8",
+    # Tune collects each trial's errors itself (results.csv, the retried count); without this
+    # Ray's driver also prints the traceback of every trial call Tune stopped waiting for (the
+    # calls of a lost node's trials, once they are retried elsewhere).
+    "RAY_IGNORE_UNHANDLED_ERRORS": "1",
 }
 
 
@@ -174,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stopping or contextlib.nullcontext():
             return handlers[args.command](args)
     except HypertuneError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as exc:
         from hypertune.store import is_disk_full
@@ -220,7 +225,9 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
     name = getattr(args, "name", None)
     storage = getattr(args, "storage", "runs")
-    where = "" if storage == "runs" else f" --storage {storage}"
+    where = "" if storage == "runs" else f" --storage {shlex.quote(str(storage))}"
+    address = getattr(args, "address", None)
+    where += f" --address {shlex.quote(address)}" if address else ""
     try:
         status = read_study(storage, name).status if name else None
     except HypertuneError:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -144,6 +146,15 @@ def stop() -> None:
     """
     session = _local.get("session")
     _local.clear()
+    # Ray objects in garbage cycles (a finished Tuner's references into the object store) are
+    # freed now, while Ray runs: freed by a later collection in this thread, during the
+    # shutdown, they reach into a core worker being torn down, and Ray ends the process.
+    gc.collect()
+    if sys.exc_info()[0] is not None:
+        # An error is on its way up, its traceback holding the study's Ray objects: stop Ray
+        # before they are freed. Nothing is drawn on this path that the wait would delay.
+        _shutdown(session)
+        return
     thread = threading.Thread(target=_shutdown, args=(session,), name="hypertune-ray-shutdown")
     thread.start()
     _stopping.append(thread)
