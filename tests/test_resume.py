@@ -117,6 +117,17 @@ def test_resume_after_sigkill_finishes_the_rest_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_study_moved_to_another_storage_resumes_there(tmp_path: Path) -> None:
+    results = _start_and_stop(tmp_path, _power_cut)
+    before = pd.read_csv(results)
+    (tmp_path / "runs").rename(tmp_path / "moved")
+    moved = tmp_path / "moved" / "crash" / "results.csv"
+    done = _resume_and_check(tmp_path, moved, before, "--storage", "moved")
+    assert f"study 'crash' ran in {tmp_path / 'runs' / 'crash'}" in done.stderr
+    assert not (tmp_path / "runs").exists()  # nothing written where it used to be
+
+
+@pytest.mark.slow
 def test_resume_after_sigkill_finishes_each_member_of_a_fused_study_once(tmp_path: Path) -> None:
     def cut_once_packs_checkpointed(driver: subprocess.Popen[str]) -> None:
         # Once Tune's experiment state names a running pack's checkpoint.
@@ -234,8 +245,10 @@ def test_a_resume_says_running_while_it_runs_so_kill_9_leaves_running(tmp_path: 
     _resume_and_check(tmp_path, results, before)
 
 
-def _resume_and_check(tmp_path: Path, results: Path, before: pd.DataFrame) -> None:
-    done = run_cli("resume", "crash", cwd=tmp_path)
+def _resume_and_check(
+    tmp_path: Path, results: Path, before: pd.DataFrame, *where: str
+) -> subprocess.CompletedProcess[str]:
+    done = run_cli("resume", "crash", *where, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     after = pd.read_csv(results)
@@ -249,10 +262,11 @@ def _resume_and_check(tmp_path: Path, results: Path, before: pd.DataFrame) -> No
     pd.testing.assert_frame_equal(kept[before.columns], before, check_dtype=False)
     assert json.loads((results.parent / "study.json").read_text())["status"] == "finished"
 
-    again = run_cli("resume", "crash", cwd=tmp_path)
+    again = run_cli("resume", "crash", *where, cwd=tmp_path)
     assert again.returncode == 2
     # Every trial finished, so there is nothing for --retry-failed either: no hint to it.
     assert again.stderr.strip() == "error: study 'crash' has finished; nothing to resume"
+    return done
 
 
 def test_resume_retry_and_rerun_refuse_changed_data_by_one_check() -> None:

@@ -181,7 +181,8 @@ _LIVE: dict[str, ResultRecorder] = {}
 
 
 def _key(path: Path) -> str:
-    return str(Path(path).resolve())
+    # The study's name, not its folder: a study moved to another --storage is still itself.
+    return Path(path).name
 
 
 @contextmanager
@@ -194,15 +195,20 @@ def live_recorder(recorder: ResultRecorder) -> Iterator[None]:
         _LIVE.pop(_key(recorder.path), None)
 
 
-def live(path: str) -> ResultRecorder:
-    """The live recorder of the study in `path` (how a pickled recorder comes back).
+def live(name: str) -> ResultRecorder:
+    """The live recorder of the study `name` (how a pickled recorder comes back).
 
     Raises:
-        StudyError: no recorder of that study is live (restore it with `hypertune resume`).
+        StudyError: no recorder of that study is live (Ray's state restored by other means
+            than :func:`hypertune.resume_study`).
     """
-    recorder = _LIVE.get(path)
+    name = Path(name).name  # older states pickled the study's folder: its last part
+    recorder = _LIVE.get(name)
     if recorder is None:
-        raise StudyError(f"study in {path}: restore it with `hypertune resume`")
+        raise StudyError(
+            f"study '{name}': its Ray state is restored only through `hypertune resume {name}` "
+            "(or hypertune.resume_study)"
+        )
     return recorder
 
 
@@ -252,7 +258,7 @@ class ResultRecorder(tune.Callback):
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         # Ray pickles its callbacks with the experiment, and Tuner.restore unpickles them: a
-        # recorder pickles as its study's folder and restores as the live one (live_recorder).
+        # recorder pickles as its study's name and restores as the live one (live_recorder).
         return live, (_key(self.path),)
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -5,6 +5,10 @@ damaged (a full disk left `tuner.pkl` empty, a copy lost `ray/`), the study reco
 everything: study.json holds the study as run, so its trials can be listed again in the same
 order, and results.csv holds every trial that ended. The rest runs as a new Ray experiment,
 `ray/resume-<n>/`, beside the damaged one, which is left as it was.
+
+A study moved to another folder (another `--storage`, a copy to another machine) goes the same
+way: Ray's state names the folder it ran in, and trials Ray would start from it would write
+there. The folder a study's Ray state belongs to is kept beside it (:data:`ORIGIN`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
+from hypertune.store import write_atomic
 
 RESUME_PREFIX = "resume-"
+ORIGIN = "hypertune-folder.txt"  # in ray/: the study folder, resolved, that Ray's state is of
+
+
+def mark_origin(ray_dir: Path, study: Path) -> None:
+    """Note in `ray_dir` that its Ray state is of the study folder `study`."""
+    write_atomic(ray_dir / ORIGIN, f"{study.resolve()}\n")
+
+
+def moved_from(ray_dir: Path, study: Path) -> str | None:
+    """The folder the study ran in when its Ray state is of another folder than `study`; None
+    where it is not, or the state predates the mark."""
+    try:
+        origin = (ray_dir / ORIGIN).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return origin if origin and origin != str(study.resolve()) else None
 
 
 def remaining(

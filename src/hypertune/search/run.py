@@ -10,7 +10,6 @@ trials are written to results.csv as they complete, so a crash loses nothing fin
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import pickle
 from pathlib import Path
@@ -21,23 +20,20 @@ from ray import tune
 from hypertune import provenance, store
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
-from hypertune.errors import ConfigError, DiskFullError, HypertuneError, StudyError
+from hypertune.errors import DiskFullError, HypertuneError, StudyError
+from hypertune.preflight import preflight
 from hypertune.record import FAILED, StudyRecord, StudyState
 from hypertune.search import cluster, packs
 from hypertune.search.code import load_recorded_code, load_study_code
 from hypertune.search.order import costliest_first, trial_points
 from hypertune.search.packs import PACK_KEY
 from hypertune.search.recorder import SEED_KEY, Progress, ProgressFn, ResultRecorder, live_recorder
-from hypertune.search.rest import experiment_name, remaining
+from hypertune.search.rest import experiment_name, mark_origin, moved_from, remaining
 from hypertune.search.trainable import make_trainable
 from hypertune.search.tuner import loggers, make_tuner, remove_checkpoints
-from hypertune.space import bayes_domains, decode_config, to_domain
-from hypertune.train import check_config
+from hypertune.space import bayes_domains, to_domain
 
 log = logging.getLogger("hypertune")
-PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
-# The largest model one trial may build: with Adam's two moments about 1.6 GB of float32.
-MAX_PARAMETERS = 100_000_000
 
 
 def run_study(
@@ -124,50 +120,6 @@ def resume_study(
         store.write_study(path, record)
         _execute(config, data, path, record, address, progress, restore=True)
     return path
-
-
-def preflight(config: StudyConfig, data: DataBundle) -> None:
-    """Build the model of every configuration (up to a limit) on the meta device.
-
-    Catches unknown keys, wrong types, impossible shapes and models too large to train in a
-    second, before Ray starts. The combination of every parameter's largest value comes first.
-
-    Raises:
-        ConfigError: a configuration cannot be built, or its model has more than
-            :data:`MAX_PARAMETERS` parameters.
-    """
-    import torch
-
-    from hypertune.models import create_model
-
-    # A --smoke run checks the space of the study it stands for, not only its own two trials.
-    space = {**config.space, **config.whole_space}
-    for spec in space.values():
-        to_domain(spec, config.search)  # e.g. categories under Bayesian search are refused
-    candidates = []
-    for spec in space.values():
-        values = spec.values if spec.values else (spec.low, spec.high)
-        candidates.append([(spec.name, v) for v in values])
-    largest = tuple(max(c, key=_size_key) for c in candidates)
-    combos = itertools.islice(itertools.product(*candidates), PREFLIGHT_LIMIT)
-    for combo in itertools.chain([largest], combos):
-        trial = decode_config({**config.hyperparameters(), **dict(combo)}, space)
-        check_config(trial)
-        with torch.device("meta"):
-            model = create_model(trial, data.input_shape, data.num_classes)
-        size = sum(p.numel() for p in model.parameters())
-        if size > MAX_PARAMETERS:
-            chosen = ", ".join(f"{k}={v}" for k, v in combo)
-            raise ConfigError(
-                f"model: {size:,} parameters with {chosen}; a trial's model may have at most "
-                f"{MAX_PARAMETERS:,}"
-            )
-
-
-def _size_key(item: tuple[str, Any]) -> float:
-    """Numbers by size; anything else counts as small."""
-    value = item[1]
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def _execute(
@@ -264,7 +216,15 @@ def _run_trials(
         return recorder, make_trainable(config, data, recorder.kept, plan)
 
     recorder, trainable = recorder_of(plan)
-    tuner = _restored(path / store.RAY_DIR, trainable, recorder) if restore else None
+    origin = moved_from(path / store.RAY_DIR, path) if restore else None
+    if origin is not None:
+        log.warning(
+            "study '%s' ran in %s, and Ray's state names that folder: the trials results.csv "
+            "does not hold run here from their start",
+            record.name,
+            origin,
+        )
+    tuner = _restored(path / store.RAY_DIR, trainable, recorder) if restore and not origin else None
     if tuner is not None:
         try:
             tuner.fit()  # errored trials are recorded, not raised (fail_fast=False)
@@ -276,7 +236,9 @@ def _run_trials(
     experiment = store.RAY_DIR
     if restore:  # Ray's state is missing or damaged: the record says what is left
         recorder, _ = recorder_of(plan)  # results.csv read again
-        points, plan, experiment = _rest(config, data, path, record, recorder, slots, points)
+        points, plan, experiment = _rest(
+            config, data, path, record, recorder, slots, points, origin
+        )
         recorder, trainable = recorder_of(plan)
     callbacks = [recorder, *loggers(path, config, record)]
     tuner = _new_tuner(config, trainable, path, slots, callbacks, points, plan, experiment)
@@ -311,14 +273,22 @@ def _rest(
     recorder: ResultRecorder,
     slots: int,
     points: list[dict[str, Any]],
+    origin: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]], str]:
     """The trials that results.csv does not hold, their packs, and the new experiment to run
-    them in (`ray/resume-<n>/`), for a study whose Ray state is missing or damaged.
+    them in (`ray/resume-<n>/`), for a study whose Ray state is missing, damaged, or of the
+    folder `origin` the study was moved from.
 
     Raises:
         StudyError: a Bayesian or TPE study (its searcher's state lived in Ray's).
     """
     ray_dir = path / store.RAY_DIR
+    if config.search not in ("grid", "random") and origin is not None:
+        raise StudyError(
+            f"study '{record.name}': a {config.search} searcher's state names the folder the "
+            f"study ran in, {origin}; move the study back there to resume it (results.csv "
+            f"keeps its {recorder.finished} finished trials)"
+        )
     if config.search not in ("grid", "random"):
         raise StudyError(
             f"study '{record.name}': Ray's experiment state in {ray_dir} is missing or damaged, "
@@ -353,6 +323,8 @@ def _new_tuner(
     mode = config.metric.direction
     search_alg, num_samples = _searcher(config, space, metric, mode, slots, points, plan)
     parent, _, name = f"{path}/{experiment}".rpartition("/")
+    if experiment == store.RAY_DIR:
+        mark_origin(path / store.RAY_DIR, path)
     return make_tuner(
         config, trainable, space, search_alg, num_samples, Path(parent), name, callbacks
     )
