@@ -43,7 +43,8 @@ def test_builds_runs_forward_and_backward(config: dict[str, Any], shape: tuple[i
 
 
 def test_every_registered_architecture_is_covered() -> None:
-    assert {c["architecture"] for c, _ in CASES} == set(architectures())
+    # Built-in ones: a user's `module:callable` registers too, once a test has used one.
+    assert {c["architecture"] for c, _ in CASES} == {a for a in architectures() if ":" not in a}
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn", "gru", "lstm"])

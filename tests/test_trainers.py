@@ -18,7 +18,7 @@ from conftest import ROOT, run_cli
 from hypertune import trial
 from hypertune.config import load_config
 from hypertune.data import load_dataset
-from hypertune.search import preflight
+from hypertune.preflight import preflight
 from hypertune.train import SECONDS, TrainSettings, fit, warm_up
 from hypertune.trial import batch_count
 from test_data import write_gestures

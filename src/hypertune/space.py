@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hypertune.errors import SpaceError
+from hypertune.errors import SpaceError, shorten
 
 Value = int | float | str | bool
 
@@ -107,8 +107,18 @@ def parse_range_string(name: str, spec: str) -> ParamSpec:
     return ParamSpec(name, tuple(values), source=text)
 
 
+# A parameter's name: a Python keyword argument (it reaches the model as one), and part of
+# results.csv's columns and the report's file names.
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
 def from_toml(name: str, spec: Any) -> ParamSpec:
     """Turn one `[space]` entry of a study file into a :class:`ParamSpec`."""
+    if not _NAME.match(name):
+        raise SpaceError(
+            f"space.{shorten(name)}: not a parameter name; use up to 64 letters, digits and '_', "
+            "starting with a letter or '_'"
+        )
     if isinstance(spec, str):
         return parse_range_string(name, spec)
     if isinstance(spec, bool | int | float):

@@ -20,10 +20,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hypertune.errors import ConfigError
+from hypertune.errors import ConfigError, shorten
 
 # module (dotted) ":" attribute (dotted), e.g. "mynet:build" or "models.small:Net.build"
 _REFERENCE = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$")
+
+
+MAX_NAME = 255  # characters in a file name (Linux, macOS, Windows)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ def load(
             f"{where}: '{reference}' is not a reference; write module:callable, e.g. mynet:build"
         )
     module_name, attr = match.groups()
+    if max(len(part) for part in module_name.split(".")) > MAX_NAME - len(".py"):
+        raise ConfigError(
+            f"{where}: module '{shorten(module_name)}' cannot be a file: a file name has at "
+            f"most {MAX_NAME} characters"
+        )
     module = _import(module_name, reference, where, search_dir)
     target: Any = module
     for part in attr.split("."):

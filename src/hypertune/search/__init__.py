@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from hypertune.search.recorder import Progress, ProgressFn, ResultRecorder, trial_record
     from hypertune.search.rerun import rerun_trial
     from hypertune.search.retry import retry_failed
-    from hypertune.search.run import preflight, resume_study, run_study
+    from hypertune.search.run import resume_study, run_study
     from hypertune.search.trainable import train_trial
 
 _HOMES = {
@@ -29,7 +29,6 @@ _HOMES = {
     "trial_record": "recorder",
     "rerun_trial": "rerun",
     "retry_failed": "retry",
-    "preflight": "run",
     "resume_study": "run",
     "run_study": "run",
     "train_trial": "trainable",
@@ -39,7 +38,6 @@ __all__ = [
     "Progress",
     "ProgressFn",
     "ResultRecorder",
-    "preflight",
     "rerun_trial",
     "resume_study",
     "retry_failed",
