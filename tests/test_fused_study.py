@@ -48,7 +48,7 @@ def test_each_member_of_a_fused_study_is_its_own_trial(tmp_path: Path) -> None:
     for row in results.to_dict("records"):
         files = list((path / "ray").glob(f"*/metrics/{row['trial_id']}/events.out.tfevents.*"))
         assert len(files) == 1, row["trial_id"]
-        assert scalar_tags(files[0])["ray/tune/valid_loss"] == [1, 2]
+        assert scalar_tags(files[0])["valid_loss"] == [1, 2]
     member = str(results["trial_id"].iloc[-1])
     rerun, recorded = rerun_trial(tmp_path, "fused", member)
     assert rerun == recorded.metrics

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -58,10 +59,10 @@ def test_each_trial_logs_its_metrics_per_epoch_to_tensorboard(tmp_path: Path) ->
     assert len(event_files) == 2  # one per trial, in a subfolder of the trial's folder
     for event_file in event_files:
         tags = scalar_tags(event_file)
-        assert tags["ray/tune/valid_loss"] == [1, 2]
-        assert tags["ray/tune/accuracy_best"] == [1, 2]
+        assert tags["valid_loss"] == [1, 2]
+        assert tags["accuracy_best"] == [1, 2]
         # Ray's timers and counters are left out; only hypertune's metrics are logged.
-        assert {t.rsplit("/", 1)[1] for t in tags} == {
+        assert set(tags) == {
             f"{m}{s}" for m in ("train_loss", "valid_loss", "accuracy") for s in ("", "_best")
         }
 
@@ -234,3 +235,15 @@ def test_rays_trial_states_become_hypertunes_in_the_recorder_alone() -> None:
     errored = row("ERROR", float("nan"))
     assert (errored.status, errored.error) == (TrialStatus.ERROR, "ValueError: boom")
     assert STATUSES == ("TERMINATED", "ERROR", "NAN") and FAILED == ("ERROR", "NAN")  # DESIGN.md
+
+
+def test_tensorboard_logs_metrics_by_their_names_and_leaves_out_nan() -> None:
+    from hypertune.search.tblog import MetricsTensorBoard
+
+    logged: list[tuple[str, float, int]] = []
+    writer = SimpleNamespace(
+        add_scalar=lambda tag, v, global_step: logged.append((tag, v, global_step))
+    )
+    metrics = {"valid_loss": float("nan"), "accuracy": 0.5, "train_loss": float("inf"), "pid": 7}
+    MetricsTensorBoard._log(writer, metrics, 3)  # type: ignore[arg-type]
+    assert logged == [("accuracy", 0.5, 3)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,6 @@ from hypertune.search.packs import EPOCHS, MEMBERS, member_id
 # Each trial's event file lives in this subfolder of the trial's folder: a second writer in the
 # trial folder itself (Tune's own TensorBoard logger, where it runs) would corrupt both files.
 SUBFOLDER = "metrics"
-# Tags as Ray's own logger writes them, so TensorBoard views of Ray experiments read these logs.
-TAG_PREFIX = "ray/tune/"
 
 
 class MetricsTensorBoard(LoggerCallback):
@@ -24,8 +23,10 @@ class MetricsTensorBoard(LoggerCallback):
     Ray's own logger writes every numeric field of every result (timers, pids, counters) and
     flushes the event file after each epoch; with epochs of a few milliseconds that disk
     traffic runs in the driver on the same cores as the trials. This one writes only
-    :data:`~hypertune.config.METRIC_COLUMNS` to `<trial folder>/metrics/`, tagged
-    `ray/tune/<metric>`, and lets tensorboardX flush in the background. The members of a
+    :data:`~hypertune.config.METRIC_COLUMNS` to `<trial folder>/metrics/`, tagged with the
+    metric's name (``valid_loss``, as results.csv calls it), and lets tensorboardX flush in the
+    background. A value that is not finite (a diverged trial's NaN loss) is left out: a NaN
+    point draws nothing, and tensorboardX would warn of each one on stderr. The members of a
     fused pack each get their own folder, `<trial folder>/metrics/<member's trial id>/`.
     """
 
@@ -74,8 +75,9 @@ class MetricsTensorBoard(LoggerCallback):
     def _log(writer: SummaryWriter, metrics: dict[str, Any], step: int) -> None:
         for name in sorted(METRIC_COLUMNS & metrics.keys()):
             value = metrics[name]
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                writer.add_scalar(f"{TAG_PREFIX}{name}", value, global_step=step)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if number and math.isfinite(value):
+                writer.add_scalar(name, value, global_step=step)
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         self.close(trial)
