@@ -261,3 +261,27 @@ def test_best_trial_is_the_finished_trial_with_the_best_objective() -> None:
     assert best_trial(results, lower)["trial_id"] == "t2"  # ties: the first listed
     higher = study_record("s", ["a"], mode="max")
     assert best_trial(results, higher)["trial_id"] == "t1"  # a finished trial, not the NAN one
+
+
+def test_the_lead_sentence_says_why_a_pair_is_shown_only_where_there_was_a_choice() -> None:
+    from hypertune.report.page import _lead
+
+    def ranking(*pairs: tuple[str, str, float, float]) -> pd.DataFrame:
+        rows = [
+            {"x": x, "y": y, "main_x": a, "main_y": b, "verdict": "not above noise", "trials": 9}
+            for x, y, a, b in pairs
+        ]
+        return pd.DataFrame(rows)
+
+    two = ranking(("lr", "width", 0.4, 0.2))
+    lead, summary = _lead(two, (None, None))
+    assert lead == ("lr", "width") and "Shown first" not in summary
+    assert summary == "No pair interacts beyond noise: 1 pair tested on 9 trials."
+    three = ranking(
+        ("lr", "width", 0.4, 0.2), ("lr", "depth", 0.4, 0.01), ("width", "depth", 0.2, 0.01)
+    )
+    assert _lead(three, (None, None))[1].endswith(
+        "Shown first: the two strongest main effects, lr and width."
+    )
+    lead, summary = _lead(three, ("depth", "width"))
+    assert lead == ("depth", "width") and summary.endswith("Shown first: depth x width, as asked.")

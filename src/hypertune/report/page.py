@@ -183,19 +183,23 @@ def _lead(ranking: pd.DataFrame, wanted: tuple[Any, Any]) -> tuple[tuple[str, st
         lead = (str(row.x), str(row.y))  # as the ranking orders the pair
         more = f" ({pairs - tested} more with too few trials)" if tested < pairs else ""
         shown = (
-            f"Shown first: the two strongest main effects, {first} and {second}."
+            ""  # two parameters: there was no pair to choose
+            if pairs == 1
+            else f"Shown first: the two strongest main effects, {first} and {second}."
             if strengths[first] > 0
             else f"No main effect stands out either; shown first: {first} and {second}."
         )
+        if wanted[0] and wanted[1]:
+            shown = f"Shown first: {wanted[0]} x {wanted[1]}, as asked."
         summary = (
             f"No pair interacts beyond noise: {_count(tested, 'pair')} tested on "
-            f"{_count(trials, 'trial')}{more}. " + shown
-        )
+            f"{_count(trials, 'trial')}{more}. {shown}"
+        ).strip()
         if tested == 0:
             summary = (
                 f"Too few trials to test any interaction: {_count(pairs, 'pair')}, "
-                f"{_count(trials, 'trial')}. " + shown
-            )
+                f"{_count(trials, 'trial')}. {shown}"
+            ).strip()
     if wanted[0] and wanted[1]:
         lead = (str(wanted[0]), str(wanted[1]))
     return lead, summary
