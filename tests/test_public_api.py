@@ -194,6 +194,18 @@ def test_a_pickled_recorder_comes_back_as_the_live_one(
     alone = pickle.loads(old)
     assert alone.progress is None and alone.path == path and alone is not live
 
+    # The same study moved to another storage folder is still itself.
+    config = load_config(tiny_study)
+    moved = rec.ResultRecorder(
+        config, tmp_path / "elsewhere" / "tiny", rec.Progress(4), told.append
+    )
+    with rec.live_recorder(moved):
+        assert pickle.loads(data) is moved
+    # Tune's start shows the first progress line, before any trial's process is up.
+    told.clear()
+    moved.setup(stop=None, num_samples=4)
+    assert told == [moved.state] and moved.state.running == 0
+
 
 def test_the_tensorboard_logger_pickles_without_its_open_files(tmp_path: Path) -> None:
     import pickle

@@ -325,6 +325,12 @@ class ResultRecorder(tune.Callback):
         if self.progress is not None:
             self.progress(self.state)
 
+    def setup(self, **info: Any) -> None:
+        # Tune starts: the study passed every check, so its first line is shown now, not once
+        # its first trial's process is up (seconds later; a log redirected to a file otherwise
+        # stays empty that long).
+        self._tell()
+
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.active[trial.trial_id] = self._size(trial)
         self._tell()
