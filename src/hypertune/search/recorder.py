@@ -325,7 +325,13 @@ class ResultRecorder(tune.Callback):
         if self.progress is not None:
             self.progress(self.state)
 
-    def setup(self, **info: Any) -> None:
+    def setup(
+        self,
+        stop: Any = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
         # Tune starts: the study passed every check, so its first line is shown now, not once
         # its first trial's process is up (seconds later; a log redirected to a file otherwise
         # stays empty that long).
