@@ -20,13 +20,27 @@ def test_smoke_study_end_to_end(tiny_study: Path, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert "trials 2/2 done, 0 running, 0 failed | best valid_loss_best" in done.stderr
     assert re.search(r"trials 0/2 done, [12] running", done.stderr), done.stderr
-    assert list((tmp_path / "runs" / "tiny" / "mlflow").iterdir())
     results = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
     assert len(results) == 2
     assert set(results["status"]) == {"TERMINATED"}
     assert list(results.columns[:4]) == ["trial_id", "status", "num_layers", "hidden_size"]
     assert not any(c.startswith("config/") for c in results.columns)
     assert (results["epochs"] == 1).all()
+    # MLflow: a run per trial, every setting of it a param, only hypertune's metrics.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=(tmp_path / "runs" / "tiny" / "mlflow").as_uri())
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["trial_id"] for r in runs) == sorted(results["trial_id"])
+    for run in runs:
+        params = run.data.params
+        assert {"lr", "batch_size", "optimizer", "epochs", "seed", "dropout", "data"} <= set(params)
+        assert (params["lr"], params["epochs"], params["architecture"]) == ("0.01", "1", "gru")
+        assert set(run.data.metrics) == {
+            f"{m}{s}" for m in ("train_loss", "valid_loss", "accuracy") for s in ("", "_best")
+        }
+        assert run.info.status == "FINISHED"
     meta = json.loads((tmp_path / "runs" / "tiny" / "study.json").read_text())
     assert meta["status"] == "finished"
     assert meta["data"]["fingerprint"]

@@ -240,7 +240,7 @@ def _run_trials(
             config, data, path, record, recorder, slots, points, origin
         )
         recorder, trainable = recorder_of(plan)
-    callbacks = [recorder, *loggers(path, config, record)]
+    callbacks = [recorder, *loggers(path, config, record, plan)]
     tuner = _new_tuner(config, trainable, path, slots, callbacks, points, plan, experiment)
     tuner.fit()
     return recorder

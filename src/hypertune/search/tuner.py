@@ -7,6 +7,7 @@ run with the same scheduling, failure handling and logs.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,14 @@ from hypertune.record import StudyRecord
 from hypertune.search.tblog import MetricsTensorBoard
 
 
-def loggers(path: Path, config: StudyConfig, record: StudyRecord) -> list[Any]:
-    """TensorBoard logs of the metrics (in each trial folder's metrics/), and MLflow when the
-    study asked for it.
+def loggers(
+    path: Path,
+    config: StudyConfig,
+    record: StudyRecord,
+    packs: Sequence[Sequence[Mapping[str, Any]]] = (),
+) -> list[Any]:
+    """TensorBoard logs of the metrics (in each trial folder's metrics/), and MLflow runs (in
+    storage/<name>/mlflow) when the study asked for them; `packs`: the study's fused packs.
 
     Tune adds its own loggers beside these (progress.csv, result.json and an event file of every
     result field in each trial folder).
@@ -27,17 +33,9 @@ def loggers(path: Path, config: StudyConfig, record: StudyRecord) -> list[Any]:
     tensorboard: list[Any] = [MetricsTensorBoard()]
     if not record.mlflow:
         return tensorboard
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    from hypertune.search.mlflowlog import MetricsMLflow
 
-    return [
-        *tensorboard,
-        MLflowLoggerCallback(
-            tracking_uri=(path / "mlflow").resolve().as_uri(),
-            experiment_name=config.name,
-            tags={"study": config.name, "search": config.search},
-            save_artifact=False,
-        ),
-    ]
+    return [*tensorboard, MetricsMLflow(path / "mlflow", config, packs)]
 
 
 # Checkpoints Tune keeps per trial: the experiment state saved last may name an older one than

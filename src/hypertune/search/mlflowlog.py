@@ -1,0 +1,143 @@
+"""MLflow runs of a study (`run --mlflow`): one run per trial, as an MLflow user compares them.
+
+Ray's MLflow callback logs a trial's searched values only (no learning rate where it is
+fixed, no epochs) and every numeric field of every result (pid, timestamps, Tune's counters).
+This one logs each trial's every setting as a param — its model's keys with the architecture's
+defaults, its trainer's keys, its seed, the epochs and the data — and only hypertune's
+metrics, one point per epoch. A fused pack's members each get a run of their own, named by the
+trial id results.csv gives them. It uses MLflow's public client only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ray.tune.logger import LoggerCallback
+
+from hypertune.config import METRIC_COLUMNS, StudyConfig
+from hypertune.models import resolve_config
+from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
+from hypertune.search.recorder import RETRY_OF, seed_of
+from hypertune.space import decode_config
+from hypertune.trial import trainer_keys
+
+TRIAL_TAG = "trial_id"  # the run's tag: the trial's id in results.csv
+
+
+class MetricsMLflow(LoggerCallback):
+    """Each trial, and each member of a fused pack, as an MLflow run in the study's experiment."""
+
+    def __init__(
+        self, folder: Path, config: StudyConfig, packs: Sequence[Sequence[Mapping[str, Any]]]
+    ) -> None:
+        self.uri = folder.resolve().as_uri()
+        self.config = config
+        self.packs = packs
+        self.runs: dict[str, str] = {}  # trial id (a member's) -> MLflow run id
+        self.steps: dict[str, int] = {}  # a member's last logged epoch
+        self._client: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks with the experiment: the client and open runs stay here.
+        return {"uri": self.uri, "config": self.config, "packs": self.packs}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, runs={}, steps={}, _client=None)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def settings(self, trial: Any) -> dict[str, dict[str, Any]]:
+        """Every setting of each of `trial`'s trials (its members, for a pack), by trial id."""
+        config = self.config
+        if PACK_KEY in trial.config:
+            pack = self.packs[int(trial.config[PACK_KEY])]
+            points = {member_id(trial.trial_id, k): dict(p) for k, p in enumerate(pack)}
+        else:
+            points = {str(trial.config.get(RETRY_OF, trial.trial_id)): dict(trial.config)}
+        out = {}
+        for trial_id, point in points.items():
+            searched = decode_config(point, config.space)
+            values = {**config.hyperparameters(), **{n: searched[n] for n in config.space}}
+            out[trial_id] = {
+                **resolve_config(values),
+                **asdict(trainer_keys(values)),
+                "seed": seed_of(searched),
+                "epochs": config.epochs,
+                "data": config.data,
+                **{f"data.{k}": v for k, v in config.data_options.items()},
+            }
+        return out
+
+    def log_trial_start(self, trial: Any) -> None:
+        experiment = self._experiment()
+        for trial_id, settings in self.settings(trial).items():
+            if trial_id in self.runs:
+                continue
+            found = self.client.search_runs(
+                [experiment], filter_string=f"tags.{TRIAL_TAG} = '{trial_id}'", max_results=1
+            )
+            if found:  # a resumed or retried trial goes on in its run
+                self.runs[trial_id] = found[0].info.run_id
+                continue
+            tags = {"study": self.config.name, "search": self.config.search, TRIAL_TAG: trial_id}
+            run = self.client.create_run(experiment, tags=tags, run_name=trial_id)
+            self.runs[trial_id] = run.info.run_id
+            from mlflow.entities import Param
+
+            params = [Param(k, str(v)) for k, v in sorted(settings.items())]
+            self.client.log_batch(run.info.run_id, params=params)
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+        members = result.get(MEMBERS)
+        if not isinstance(members, dict):
+            trial_id = str(trial.config.get(RETRY_OF, trial.trial_id))
+            self._log(trial_id, result, int(result.get("training_iteration", iteration)))
+            return
+        for place, metrics in members.items():
+            trial_id = member_id(trial.trial_id, int(place))
+            step = int(metrics.get(EPOCHS, 0))
+            if step <= self.steps.get(trial_id, 0):
+                continue  # a member that has ended reports its last epoch again
+            self.steps[trial_id] = step
+            self._log(trial_id, metrics, step)
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        for trial_id in self.settings(trial):
+            run = self.runs.pop(trial_id, None)
+            if run is not None:
+                self.client.set_terminated(run, "FAILED" if failed else "FINISHED")
+
+    def _experiment(self) -> str:
+        found = self.client.get_experiment_by_name(self.config.name)
+        if found is not None:
+            return str(found.experiment_id)
+        return str(self.client.create_experiment(self.config.name))
+
+    def _log(self, trial_id: str, metrics: Mapping[str, Any], step: int) -> None:
+        run = self.runs.get(trial_id)
+        if run is None:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        points = [
+            Metric(name, float(value), now, step)
+            for name, value in sorted(metrics.items())
+            if name in METRIC_COLUMNS
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        ]
+        if points:
+            self.client.log_batch(run, metrics=points)
