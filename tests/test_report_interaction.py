@@ -195,3 +195,52 @@ def test_constant_metric_is_not_above_noise_and_one_parameter_is_refused() -> No
         interaction_scores(grid(additive), "valid_loss", ["a"])
     with pytest.raises(ReportError, match="unknown column"):
         interaction_scores(grid(additive), "valid_loss", ["a", "zeta"])
+
+
+def test_an_adaptive_study_is_tested_by_shuffles_and_still_finds_a_planted_pair() -> None:
+    planted = interaction_scores(random_study(60, interaction=1.0), "valid_loss", adaptive=True)
+    assert verdicts(planted)[("lr", "hidden_size")] == "interacts"
+    assert set(planted["method"]) == {"two-way ANOVA, permutation p"}
+    # 1999 shuffles: no p below 1/2000 before Holm's adjustment over the three pairs.
+    assert planted["p_value"].min() == pytest.approx(3 / 2000)
+    none = interaction_scores(random_study(60, interaction=0.0), "valid_loss", adaptive=True)
+    assert set(none["verdict"]) == {"not above noise"}
+    again = interaction_scores(random_study(60, interaction=0.0), "valid_loss", adaptive=True)
+    assert_frame_equal(none, again)  # a fixed seed: the same study gives the same table
+
+
+@pytest.mark.slow
+def test_pure_noise_sampled_by_tpe_is_called_an_interaction_at_most_at_the_stated_rate() -> None:
+    """200 TPE studies (hyperopt, 16 trials, log lr x integer width) of a metric that is pure
+    noise: the page's verdict may call an interaction in 1% of them (ALPHA)."""
+    import logging
+
+    from hyperopt import STATUS_OK, Trials, fmin, hp, tpe
+
+    from hypertune.report.interaction import ALPHA
+
+    logging.getLogger("hyperopt").setLevel(logging.ERROR)
+    space = {
+        "lr": hp.loguniform("lr", np.log(1e-4), np.log(1e-1)),
+        "hidden_size": hp.quniform("hidden_size", 16, 128, 1),
+    }
+    studies, called = 200, 0
+    for seed in range(studies):
+        noise = np.random.default_rng(10_000 + seed)
+        trials = Trials()
+        fmin(
+            lambda _, noise=noise: {"loss": float(noise.normal()), "status": STATUS_OK},
+            space, algo=tpe.suggest, max_evals=16, trials=trials,
+            rstate=np.random.default_rng(seed), show_progressbar=False,
+        )  # fmt: skip
+        frame = pd.DataFrame(
+            {"trial_id": f"t{i}", "status": "TERMINATED", "lr": t["misc"]["vals"]["lr"][0],
+             "hidden_size": int(t["misc"]["vals"]["hidden_size"][0]),
+             "valid_loss": t["result"]["loss"], "epochs": 8}
+            for i, t in enumerate(trials.trials)
+        )  # fmt: skip
+        table = interaction_scores(frame, "valid_loss", adaptive=True)
+        assert table["method"].iloc[0].endswith("permutation p")
+        called += int((table["verdict"] == "interacts").sum())
+    # At the stated rate, 7 or more of 200 happen with probability 0.005.
+    assert called <= stats.binom.isf(0.005, studies, ALPHA), called

@@ -285,3 +285,20 @@ def test_the_lead_sentence_says_why_a_pair_is_shown_only_where_there_was_a_choic
     )
     lead, summary = _lead(three, ("depth", "width"))
     assert lead == ("depth", "width") and summary.endswith("Shown first: depth x width, as asked.")
+
+
+@pytest.mark.parametrize(("search", "said"), [("hyperopt", "TPE"), ("bayes", "Bayesian optimisation")])
+def test_an_adaptive_study_says_how_its_verdict_was_reached(search: str, said: str) -> None:
+    from hypertune.report.page import report_content
+
+    rows = grid_rows()
+    results = pd.DataFrame(rows)
+    record = study_record("a", ["lr", "hidden_size", "dropout"], search, trials_planned=len(rows))
+    content = report_content(record, results)
+    assert f"{said} placed each trial by the ones before it" in content.summary
+    assert "p-values come from shuffling the metric" in content.summary
+    assert content.ranking is not None
+    assert all(m.endswith("permutation p") for m in content.ranking["method"])
+    plain = report_content(study_record("g", ["lr", "hidden_size", "dropout"]), results)
+    assert "shuffling" not in plain.summary
+    assert not any("permutation" in m for m in plain.ranking["method"])

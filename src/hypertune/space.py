@@ -21,7 +21,9 @@ Value = int | float | str | bool
 SEARCHES = ("grid", "random", "bayes", "hyperopt")
 # The most values one range may spell out; counted before any value is built.
 MAX_RANGE_POINTS = 10_000
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A parameter's name: a Python keyword argument (it reaches the model as one), and part of
+# results.csv's columns and the report's file names.
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _FLOAT_WRITTEN = re.compile(r"[.eE]|inf|nan", re.IGNORECASE)
 _POINTS = re.compile(r"^(?:([lu])(\d+)|(\d+)([lu]))$")
 # How a range string writes a boolean (as TOML does, in any case): `batchnorm=true,false`.
@@ -105,11 +107,6 @@ def parse_range_string(name: str, spec: str) -> ParamSpec:
     if any(isinstance(v, float) for v in values):
         values = [float(v) if _is_number(v) else v for v in values]
     return ParamSpec(name, tuple(values), source=text)
-
-
-# A parameter's name: a Python keyword argument (it reaches the model as one), and part of
-# results.csv's columns and the report's file names.
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 def from_toml(name: str, spec: Any) -> ParamSpec:

@@ -150,6 +150,42 @@ def type2(design: Design, terms: Sequence[Term], term: Term) -> TermTest:
     return TermTest(ss, df, f, float(stats.f.sf(f, df, model.df_resid)))
 
 
+def permutation_p(
+    design: Design, terms: Sequence[Term], term: Term, rounds: int = 1999, seed: int = 0
+) -> float:
+    """The p-value of `term`'s type II F statistic against its distribution when the metric is
+    shuffled over the trials' settings (`rounds` shuffles, a fixed seed: the same study gives
+    the same p). NaN for Tukey's term, whose regressor is itself fitted to the metric.
+
+    For designs whose trials were placed by a model-based searcher (Bayesian optimisation,
+    TPE): the trials are then not independent draws, and the F distribution is not the null of
+    the statistic; the shuffles give it over the observed design.
+    """
+    if term[0] == TUKEY:
+        return float("nan")
+    observed = type2(design, terms, term)
+    if not np.isfinite(observed.f):
+        return float("nan")
+    wider = [t for t in terms if t != term and all(contains(t, f) for f in term) and len(t) > 1]
+    kept = [t for t in terms if t not in wider]
+    without = [t for t in kept if t != term]
+    rng = np.random.default_rng(seed)
+    y = design.response
+    shuffled = np.column_stack([y, *(rng.permutation(y) for _ in range(rounds))])
+    rss = {}
+    for name, model in (("full", kept), ("reduced", without), ("model", list(terms))):
+        x = design.matrix(model)
+        residual = shuffled - x @ (np.linalg.pinv(x) @ shuffled)
+        rss[name] = (residual**2).sum(axis=0)
+    df = observed.df
+    df_model = len(y) - np.linalg.matrix_rank(design.matrix(list(terms)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.maximum(rss["reduced"] - rss["full"], 0.0) / df / (rss["model"] / df_model)
+    # f[0] is the unshuffled metric: the same statistic as the F test's, by the same algebra.
+    exceed = np.count_nonzero(f[1:] >= f[0] * (1 - 1e-9))
+    return float((1 + exceed) / (rounds + 1))
+
+
 def noncentrality_interval(
     f: float, df1: float, df2: float, cap: float, confidence: float = 0.95
 ) -> tuple[float, float]:

@@ -51,6 +51,7 @@ from hypertune.report.anova import (
     Term,
     TermTest,
     noncentrality_interval,
+    permutation_p,
     two_way_terms,
     type2,
 )
@@ -70,6 +71,8 @@ CONFIDENCE = 0.95
 MIN_ERROR_DF = 3  # residual degrees of freedom a test needs to mean anything
 INTERACTS, NOISE, TOO_FEW = "interacts", "not above noise", "too few trials"
 VERDICTS = (INTERACTS, NOISE, TOO_FEW)
+# How an adaptive study's p-values were reached (the method column says it).
+PERMUTATION, UNTESTED = "permutation p", "not testable by permutation"
 COLUMNS = [
     "x", "y", "interaction", "main_x", "main_y", "low", "high", "p_value", "verdict",
     "method", "trials", "cells", "error_df", "noise_sd",
@@ -81,6 +84,7 @@ def interaction_scores(
     metric: str,
     params: Sequence[str] | None = None,
     full_budget_only: bool = False,
+    adaptive: bool = False,
 ) -> pd.DataFrame:
     """For every pair of searched parameters: does it interact, how much, how sure are we.
 
@@ -90,6 +94,9 @@ def interaction_scores(
         params: the searched parameters; default: every column that is not bookkeeping or a
             metric.
         full_budget_only: keep only the full-budget trials instead of refusing mixed budgets.
+        adaptive: the trials were placed by a model-based searcher (Bayesian, TPE): each p-value
+            comes from shuffles of the metric over the trials (:func:`permutation_p`), not the
+            F distribution, and the method says so.
 
     Returns:
         One row per pair: x, y; interaction, main_x, main_y (shares of the metric's variance,
@@ -120,7 +127,10 @@ def interaction_scores(
     full = two_way_terms(names)
     everything = design.fit(full).df_resid >= MIN_ERROR_DF
     rows = [
-        {**_pair(design, names, x, y, full if everything else None), "cells": _cells(frame, x, y)}
+        {
+            **_pair(design, names, x, y, full if everything else None, adaptive),
+            "cells": _cells(frame, x, y),
+        }
         for x, y in itertools.combinations(names, 2)
     ]
     table = pd.DataFrame(rows, columns=COLUMNS)
@@ -128,7 +138,12 @@ def interaction_scores(
 
 
 def _pair(
-    design: Design, names: list[str], x: str, y: str, full: list[Term] | None
+    design: Design,
+    names: list[str],
+    x: str,
+    y: str,
+    full: list[Term] | None,
+    adaptive: bool = False,
 ) -> dict[str, Any]:
     """The interaction test of (x, y) with the first model that leaves an error to test on."""
     mains: list[Term] = [(n,) for n in names]
@@ -159,7 +174,15 @@ def _pair(
         shares["interaction"] = float(np.clip(shares["interaction"], low, high))
         row.update(shares, low=low, high=high, verdict=NOISE, method=method)
         # A metric that does not vary at all has nothing to explain: p = 1.
-        row.update(p_value=test.p if np.isfinite(test.p) else 1.0, error_df=fit.df_resid)
+        p = test.p if np.isfinite(test.p) else 1.0
+        if adaptive and np.isfinite(test.p):
+            p = permutation_p(design, terms, term)
+            if not np.isfinite(p):  # Tukey's term: no shuffle null; not tested
+                row.update(verdict=TOO_FEW, method=f"{method}, {UNTESTED}")
+                p = np.nan
+            else:
+                row["method"] = f"{method}, {PERMUTATION}"
+        row.update(p_value=p, error_df=fit.df_resid)
         row["noise_sd"] = float(np.sqrt(mse))
         return row
     row.update(_mains_only(design, mains, x, y), interaction=np.nan, low=0.0, high=1.0)

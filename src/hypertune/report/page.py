@@ -124,9 +124,16 @@ def report_content(
     others: list[tuple[str, str]] = []
     lead: tuple[str, str | None] = (params[0], None)
     if len(params) > 1:
-        ranking = interaction_scores(results, metric, params, full_budget_only)
+        adaptive = record.search in ADAPTIVE
+        ranking = interaction_scores(results, metric, params, full_budget_only, adaptive)
         wanted = (x, y) if x and y else (settings.get("x"), settings.get("y"))
         lead, summary = _lead(ranking, wanted)
+        if adaptive and (ranking["verdict"] != TOO_FEW).any():
+            summary += (
+                f" {ADAPTIVE[record.search]} placed each trial by the ones before it, so the "
+                "trials are not independent draws: p-values come from shuffling the metric "
+                "over the trials' settings, not from the F distribution."
+            )
         others = [] if x and y else [
             (str(r.x), str(r.y)) for r in ranking.itertuples() if {r.x, r.y} != set(lead)
         ]  # fmt: skip
@@ -160,6 +167,10 @@ def report_content(
         mains=mains,
         scale=shared_scale(infos.values(), direction),
     )
+
+
+# Searchers that place each trial by the results before it, by the name the page gives them.
+ADAPTIVE = {"bayes": "Bayesian optimisation", "hyperopt": "TPE"}
 
 
 def _lead(ranking: pd.DataFrame, wanted: tuple[Any, Any]) -> tuple[tuple[str, str | None], str]:
