@@ -287,7 +287,9 @@ def test_the_lead_sentence_says_why_a_pair_is_shown_only_where_there_was_a_choic
     assert lead == ("depth", "width") and summary.endswith("Shown first: depth x width, as asked.")
 
 
-@pytest.mark.parametrize(("search", "said"), [("hyperopt", "TPE"), ("bayes", "Bayesian optimisation")])
+@pytest.mark.parametrize(
+    ("search", "said"), [("hyperopt", "TPE"), ("bayes", "Bayesian optimisation")]
+)
 def test_an_adaptive_study_says_how_its_verdict_was_reached(search: str, said: str) -> None:
     from hypertune.report.page import report_content
 
