@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from hypertune import cli
@@ -112,3 +113,40 @@ def test_a_space_entry_needs_a_parameter_name(name: str) -> None:
     with pytest.raises(SpaceError, match="not a parameter name; use up to 64 letters"):
         from_toml(name, [1, 2])
     assert from_toml("x" * 64, [1, 2]).values == (1, 2)
+
+
+BROKEN_MODEL = """
+from torch import nn
+
+class Broken(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.layer = nn.LazyLinear(10)
+
+    def forward(self, x):
+        if self.training:
+            raise RuntimeError("my model broke")
+        return self.layer(x.flatten(1))
+
+def build(input_shape, num_classes, width=8):
+    return Broken(width)
+"""
+
+
+@pytest.mark.slow
+def test_a_study_whose_every_trial_fails_ends_quietly_with_their_errors(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    (tmp_path / "brokennet.py").write_text(BROKEN_MODEL)
+    (tmp_path / "s.toml").write_text(
+        '[study]\nname = "broken"\ndata = "digits"\nepochs = 1\n'
+        '[model]\narchitecture = "brokennet:build"\n[space]\nwidth = [4, 8]\n'
+    )
+    done = run_cli("run", "s.toml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "NaN or Inf" not in done.stderr, done.stderr
+    warning = "warning: no report drawn: no usable trials for valid_loss_best (excluded: 2 error)"
+    assert warning in done.stderr.splitlines(), done.stderr
+    results = pd.read_csv(tmp_path / "runs" / "broken" / "results.csv")
+    assert list(results["status"]) == ["ERROR", "ERROR"]
+    assert results["error"].str.contains("my model broke").all(), results["error"]

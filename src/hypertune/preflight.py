@@ -11,11 +11,9 @@ import torch
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import ConfigError, shorten
-from hypertune.models import create_model
+from hypertune.models import count_parameters, create_model
 from hypertune.space import decode_config, to_domain
 from hypertune.train import check_config
-
-is_lazy = torch.nn.parameter.is_lazy
 
 PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
 # The largest model one trial may build: with Adam's two moments about 1.6 GB of float32.
@@ -52,7 +50,7 @@ def preflight(config: StudyConfig, data: DataBundle) -> None:
         with torch.device("meta"):
             model = create_model(trial, data.input_shape, data.num_classes)
         # A lazy module's weights take their shape from the first batch: check_output runs one.
-        size = sum(p.numel() for p in model.parameters() if not is_lazy(p))
+        size = count_parameters(model)
         if size > MAX_PARAMETERS:
             chosen = ", ".join(f"{k}={v}" for k, v in combo)
             raise ConfigError(

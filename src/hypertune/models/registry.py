@@ -252,3 +252,11 @@ def check_choice(key: str, value: str, choices: Sequence[str]) -> None:
     require(
         value in choices, f"model.{key}: '{value}' is unknown; choose one of {', '.join(choices)}"
     )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """The model's weights; a lazy module's (`nn.LazyLinear`) count 0 until a batch shaped
+    them."""
+    from torch.nn.parameter import is_lazy
+
+    return sum(p.numel() for p in model.parameters() if not is_lazy(p))

@@ -63,7 +63,7 @@ def estimated_cost(values: Mapping[str, Any], config: StudyConfig, data: DataBun
     """
     import torch
 
-    from hypertune.models import TRAINER_KEYS, create_model
+    from hypertune.models import TRAINER_KEYS, count_parameters, create_model
 
     values = decode_config(values, config.space)
     try:
@@ -71,7 +71,7 @@ def estimated_cost(values: Mapping[str, Any], config: StudyConfig, data: DataBun
             model = create_model(values, data.input_shape, data.num_classes)
     except Exception:  # reported by the trial that trains it, not here
         return 0.0
-    params = sum(p.numel() for p in model.parameters())
+    params = count_parameters(model)
     recurrent = any(isinstance(m, torch.nn.RNNBase) for m in model.modules())
     timesteps = data.input_shape[0] if recurrent else 1
     batch = values.get("batch_size", TRAINER_KEYS["batch_size"])

@@ -134,8 +134,8 @@ def _weights(values: Mapping[str, Any], data: DataBundle) -> int:
     """Weights of one member's model, counted on the meta device."""
     import torch
 
-    from hypertune.models import create_model
+    from hypertune.models import count_parameters, create_model
 
     with torch.device("meta"):
         model = create_model(values, data.input_shape, data.num_classes)
-    return sum(p.numel() for p in model.parameters())
+    return count_parameters(model)
