@@ -198,7 +198,8 @@ def test_without_an_address_a_study_starts_its_own_ray(tiny_study: Path, tmp_pat
     which every user of the machine shares) is neither joined nor touched."""
     temp = tempfile.mkdtemp(prefix="ht-tmp-", dir="/tmp")  # Ray's folder is <TMPDIR>/ray
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "TMPDIR": temp}
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | auth
+    auth["RAY_ADDRESS"] = ""  # no address anywhere: neither given nor in the environment
+    env = {**os.environ, **auth}
     started = subprocess.run(
         [RAY, "start", "--head", f"--port={_free_port()}", "--num-cpus=1",
          "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--include-dashboard=false"],

@@ -93,6 +93,30 @@ def test_a_model_with_the_wrong_number_of_outputs_is_refused_before_training(
     preflight(right, data)  # ten classes, ten scores: no error
 
 
+LAZY_MODEL = """
+from torch import nn
+
+def build(input_shape, num_classes, width=8):
+    layers = [nn.Flatten(), nn.LazyLinear(width), nn.ReLU(), nn.Linear(width, num_classes)]
+    return nn.Sequential(*layers)
+"""
+
+
+def test_a_lazy_model_is_counted_once_shaped(tmp_path: Path) -> None:
+    (tmp_path / "lazynet.py").write_text(LAZY_MODEL)
+    study = tmp_path / "s.toml"
+    study.write_text(
+        '[study]\nname = "lazy"\ndata = "digits"\nepochs = 1\n'
+        '[model]\narchitecture = "lazynet:build"\n[space]\nwidth = [4, 8]\n'
+    )
+    config = load_config(study, {})
+    data, _ = load_study_code(config)
+    preflight(config, data)  # shaped on the meta device, run for real: no error
+    huge = load_config(study, {"params": ["width=4,3000000"]})
+    with pytest.raises(ConfigError, match=r"225,000,010 parameters with width=3000000"):
+        preflight(huge, data)
+
+
 def test_the_resume_hint_names_the_storage_and_the_cluster(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -108,11 +132,11 @@ def test_the_resume_hint_names_the_storage_and_the_cluster(
     assert cli._resume_hint(args).endswith("Continue with: resume s1")
 
 
-@pytest.mark.parametrize("name", ["a/b", "../x", "x" * 65, "1st", "with space"])
+@pytest.mark.parametrize("name", ["a/b", "../x", "x" * 101, "1st", "with space"])
 def test_a_space_entry_needs_a_parameter_name(name: str) -> None:
-    with pytest.raises(SpaceError, match="not a parameter name; use up to 64 letters"):
+    with pytest.raises(SpaceError, match="not a parameter name; use up to 100 letters"):
         from_toml(name, [1, 2])
-    assert from_toml("x" * 64, [1, 2]).values == (1, 2)
+    assert from_toml("x" * 100, [1, 2]).values == (1, 2)
 
 
 BROKEN_MODEL = """
@@ -150,3 +174,16 @@ def test_a_study_whose_every_trial_fails_ends_quietly_with_their_errors(tmp_path
     results = pd.read_csv(tmp_path / "runs" / "broken" / "results.csv")
     assert list(results["status"]) == ["ERROR", "ERROR"]
     assert results["error"].str.contains("my model broke").all(), results["error"]
+
+
+def test_a_study_reached_by_another_path_has_not_moved(tmp_path: Path) -> None:
+    from hypertune.search.rest import mark_origin, moved_from
+
+    study = tmp_path / "runs" / "s"
+    (study / "ray").mkdir(parents=True)
+    mark_origin(study / "ray", study)
+    assert moved_from(study / "ray", study) is None
+    (tmp_path / "link").symlink_to(tmp_path / "runs")
+    assert moved_from(study / "ray", tmp_path / "link" / "s") is None  # the same folder
+    (tmp_path / "runs").rename(tmp_path / "moved")
+    assert moved_from(tmp_path / "moved" / "s" / "ray", tmp_path / "moved" / "s") == str(study)

@@ -201,6 +201,19 @@ def test_a_pickled_recorder_comes_back_as_the_live_one(
     )
     with rec.live_recorder(moved):
         assert pickle.loads(data) is moved
+
+    # A state pickled before studies could move names the study's folder: elsewhere, refused.
+    class Pinned:
+        def __init__(self, folder: Path) -> None:
+            self.folder = folder
+
+        def __reduce__(self) -> tuple[object, ...]:
+            return rec.live, (str(self.folder.resolve()),)
+
+    with rec.live_recorder(moved):
+        with pytest.raises(StudyError, match=r"ran in .*/tiny; move it back there"):
+            pickle.loads(pickle.dumps(Pinned(path)))
+        assert pickle.loads(pickle.dumps(Pinned(moved.path))) is moved
     # Tune's start shows the first progress line, before any trial's process is up.
     told.clear()
     moved.setup(stop=None, num_samples=4)

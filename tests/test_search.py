@@ -247,3 +247,25 @@ def test_tensorboard_logs_metrics_by_their_names_and_leaves_out_nan() -> None:
     metrics = {"valid_loss": float("nan"), "accuracy": 0.5, "train_loss": float("inf"), "pid": 7}
     MetricsTensorBoard._log(writer, metrics, 3)  # type: ignore[arg-type]
     assert logged == [("accuracy", 0.5, 3)]
+
+
+def test_mlflow_failing_costs_the_study_only_its_mlflow_runs(
+    tiny_study: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hypertune.config import load_config
+    from hypertune.search.mlflowlog import MetricsMLflow
+
+    class Broken:
+        def __getattr__(self, name: str) -> object:
+            raise OSError(28, "No space left on device")
+
+    logger = MetricsMLflow(tmp_path, load_config(tiny_study), [])
+    logger._client = Broken()
+    trial = SimpleNamespace(trial_id="t1", config={"num_layers": 1, "hidden_size": 4, "seed": 0})
+    with caplog.at_level("WARNING", logger="hypertune"):
+        logger.log_trial_start(trial)
+        logger.log_trial_result(1, trial, {"valid_loss": 1.0, "training_iteration": 1})
+        logger.log_trial_end(trial)
+    assert [r.getMessage() for r in caplog.records] == [
+        "MLflow logging stopped (OSError: [Errno 28] No space left on device); the study goes on"
+    ]

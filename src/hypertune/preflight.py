@@ -3,6 +3,7 @@ and the model answers a batch with one score per class."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import Any
 
@@ -49,7 +50,7 @@ def preflight(config: StudyConfig, data: DataBundle) -> None:
         check_config(trial)
         with torch.device("meta"):
             model = create_model(trial, data.input_shape, data.num_classes)
-        # A lazy module's weights take their shape from the first batch: check_output runs one.
+            _shape_lazy(model, data)
         size = count_parameters(model)
         if size > MAX_PARAMETERS:
             chosen = ", ".join(f"{k}={v}" for k, v in combo)
@@ -71,14 +72,12 @@ def check_output(trial: dict[str, Any], data: DataBundle) -> None:
     where = f"model.architecture {trial.get('architecture')!r}"
     state = torch.random.get_rng_state()  # restored below: the caller's draws stay as they were
     torch.manual_seed(0)
+    x = data.x_train[:EXAMPLES].cpu()  # a loader's own bundle may hold GPU tensors
+    lengths = None if data.lengths_train is None else data.lengths_train[:EXAMPLES].cpu()
     try:
         model = create_model(trial, data.input_shape, data.num_classes).eval()
-        x = data.x_train[:EXAMPLES]
         with torch.no_grad():
-            if data.lengths_train is None:
-                out = model(x)
-            else:
-                out = model(x, lengths=data.lengths_train[:EXAMPLES])
+            out = model(x) if lengths is None else model(x, lengths=lengths)
     except ConfigError:
         raise
     except Exception as exc:  # the user's model: any error it raises is theirs to fix
@@ -96,6 +95,17 @@ def check_output(trial: dict[str, Any], data: DataBundle) -> None:
             f"{where}: returned {got} for a batch of {len(x)} examples; it must return "
             f"[batch, num_classes] = {wanted} (one score per class of {data.name!r})"
         )
+
+
+def _shape_lazy(model: torch.nn.Module, data: DataBundle) -> None:
+    """Give a lazy module's weights (`nn.LazyLinear`) their shapes, by a batch of two examples
+    on the meta device, so that they are counted; a model that cannot run there keeps them
+    unshaped (check_output then runs it for real)."""
+    if not any(torch.nn.parameter.is_lazy(p) for p in model.parameters()):
+        return
+    x = torch.empty((EXAMPLES, *data.input_shape), device="meta")
+    with contextlib.suppress(Exception), torch.no_grad():
+        model(x)
 
 
 def _size_key(item: tuple[str, Any]) -> float:

@@ -23,7 +23,7 @@ SEARCHES = ("grid", "random", "bayes", "hyperopt")
 MAX_RANGE_POINTS = 10_000
 # A parameter's name: a Python keyword argument (it reaches the model as one), and part of
 # results.csv's columns and the report's file names.
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 _FLOAT_WRITTEN = re.compile(r"[.eE]|inf|nan", re.IGNORECASE)
 _POINTS = re.compile(r"^(?:([lu])(\d+)|(\d+)([lu]))$")
 # How a range string writes a boolean (as TOML does, in any case): `batchnorm=true,false`.
@@ -113,7 +113,7 @@ def from_toml(name: str, spec: Any) -> ParamSpec:
     """Turn one `[space]` entry of a study file into a :class:`ParamSpec`."""
     if not _NAME.match(name):
         raise SpaceError(
-            f"space.{shorten(name)}: not a parameter name; use up to 64 letters, digits and '_', "
+            f"space.{shorten(name)}: not a parameter name; use up to 100 letters, digits and '_', "
             "starting with a letter or '_'"
         )
     if isinstance(spec, str):

@@ -10,6 +10,7 @@ trial id results.csv gives them. It uses MLflow's public client only.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -22,32 +23,39 @@ from ray.tune.logger import LoggerCallback
 from hypertune.config import METRIC_COLUMNS, StudyConfig
 from hypertune.models import resolve_config
 from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
-from hypertune.search.recorder import RETRY_OF, seed_of
+from hypertune.search.recorder import ERROR, RETRY_OF, live, seed_of
 from hypertune.space import decode_config
 from hypertune.trial import trainer_keys
 
 TRIAL_TAG = "trial_id"  # the run's tag: the trial's id in results.csv
+FOLDER = "mlflow"  # the study's MLflow file store, in its folder
+log = logging.getLogger("hypertune")
+
+
+def _restored(config: StudyConfig, packs: Sequence[Sequence[Mapping[str, Any]]]) -> MetricsMLflow:
+    """A pickled MLflow logger, restored into the folder its study is in now."""
+    return MetricsMLflow(live(config.name).path, config, packs)
 
 
 class MetricsMLflow(LoggerCallback):
     """Each trial, and each member of a fused pack, as an MLflow run in the study's experiment."""
 
     def __init__(
-        self, folder: Path, config: StudyConfig, packs: Sequence[Sequence[Mapping[str, Any]]]
+        self, study: Path, config: StudyConfig, packs: Sequence[Sequence[Mapping[str, Any]]]
     ) -> None:
-        self.uri = folder.resolve().as_uri()
+        self.uri = (study / FOLDER).resolve().as_uri()
         self.config = config
         self.packs = packs
         self.runs: dict[str, str] = {}  # trial id (a member's) -> MLflow run id
+        self.known: dict[str, str] | None = None  # the experiment's runs, read once
         self.steps: dict[str, int] = {}  # a member's last logged epoch
+        self.failed = False  # MLflow raised once: the study goes on without it
         self._client: Any = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its callbacks with the experiment: the client and open runs stay here.
-        return {"uri": self.uri, "config": self.config, "packs": self.packs}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, runs={}, steps={}, _client=None)
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Tune pickles its callbacks with the experiment: a restored one logs to the folder the
+        # study is in now (it may have moved), through the live recorder's study folder.
+        return _restored, (self.config, self.packs)
 
     @property
     def client(self) -> Any:
@@ -80,25 +88,47 @@ class MetricsMLflow(LoggerCallback):
         return out
 
     def log_trial_start(self, trial: Any) -> None:
+        self._safely(self._start, trial)
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+        self._safely(self._result, iteration, trial, result)
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        self._safely(self._end, trial, failed)
+
+    def _safely(self, step: Any, *args: Any) -> None:
+        """Run `step`; MLflow failing (a full disk, a broken store) costs the study its MLflow
+        runs, said once, and nothing else."""
+        if self.failed:
+            return
+        try:
+            step(*args)
+        except Exception as exc:
+            self.failed = True
+            log.warning(
+                "MLflow logging stopped (%s: %s); the study goes on", type(exc).__name__, exc
+            )
+
+    def _start(self, trial: Any) -> None:
         experiment = self._experiment()
+        if self.known is None:  # a resumed or retried trial goes on in its run
+            runs = self.client.search_runs([experiment], max_results=50_000)
+            self.known = {r.data.tags.get(TRIAL_TAG, ""): r.info.run_id for r in runs}
         for trial_id, settings in self.settings(trial).items():
             if trial_id in self.runs:
                 continue
-            found = self.client.search_runs(
-                [experiment], filter_string=f"tags.{TRIAL_TAG} = '{trial_id}'", max_results=1
-            )
-            if found:  # a resumed or retried trial goes on in its run
-                self.runs[trial_id] = found[0].info.run_id
+            if trial_id in self.known:
+                self.runs[trial_id] = self.known[trial_id]
                 continue
             tags = {"study": self.config.name, "search": self.config.search, TRIAL_TAG: trial_id}
             run = self.client.create_run(experiment, tags=tags, run_name=trial_id)
-            self.runs[trial_id] = run.info.run_id
+            self.runs[trial_id] = self.known[trial_id] = run.info.run_id
             from mlflow.entities import Param
 
             params = [Param(k, str(v)) for k, v in sorted(settings.items())]
             self.client.log_batch(run.info.run_id, params=params)
 
-    def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+    def _result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         members = result.get(MEMBERS)
         if not isinstance(members, dict):
             trial_id = str(trial.config.get(RETRY_OF, trial.trial_id))
@@ -112,11 +142,23 @@ class MetricsMLflow(LoggerCallback):
             self.steps[trial_id] = step
             self._log(trial_id, metrics, step)
 
-    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+    def _end(self, trial: Any, failed: bool) -> None:
+        last = dict(trial.last_result or {})
+        members = last.get(MEMBERS)
         for trial_id in self.settings(trial):
             run = self.runs.pop(trial_id, None)
-            if run is not None:
-                self.client.set_terminated(run, "FAILED" if failed else "FINISHED")
+            if run is None:
+                continue
+            if isinstance(members, dict):
+                metrics = members.get(trial_id.rpartition("-")[2], {})
+            else:
+                metrics = last
+            # results.csv's status: a trial whose metrics stopped being finite is NAN.
+            values = [v for k, v in metrics.items() if k in METRIC_COLUMNS]
+            finite = all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+            status = "ERROR" if failed or ERROR in last else "TERMINATED" if finite else "NAN"
+            self.client.set_tag(run, "status", status)
+            self.client.set_terminated(run, "FINISHED" if status == "TERMINATED" else "FAILED")
 
     def _experiment(self) -> str:
         found = self.client.get_experiment_by_name(self.config.name)

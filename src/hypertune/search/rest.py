@@ -14,6 +14,7 @@ there. The folder a study's Ray state belongs to is kept beside it (:data:`ORIGI
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -38,7 +39,12 @@ def moved_from(ray_dir: Path, study: Path) -> str | None:
         origin = (ray_dir / ORIGIN).read_text(encoding="utf-8").strip()
     except OSError:
         return None
-    return origin if origin and origin != str(study.resolve()) else None
+    if not origin or origin == str(study.resolve()):
+        return None
+    try:  # the same folder by another path (a bind mount, a link above it)
+        return None if os.path.samefile(origin, study) else origin
+    except OSError:
+        return origin  # the folder it ran in is gone (or unreachable): it moved
 
 
 def remaining(

@@ -35,7 +35,7 @@ def loggers(
         return tensorboard
     from hypertune.search.mlflowlog import MetricsMLflow
 
-    return [*tensorboard, MetricsMLflow(path / "mlflow", config, packs)]
+    return [*tensorboard, MetricsMLflow(path, config, packs)]
 
 
 # Checkpoints Tune keeps per trial: the experiment state saved last may name an older one than
