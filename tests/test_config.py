@@ -71,3 +71,14 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     bad.write_text("[study\nname=")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(("search", "trials"), [("grid", 4), ("random", 16), ("bayes", 16)])
+def test_a_sampled_search_without_samples_runs_a_study_s_worth(
+    tiny_study: Path, search: str, trials: int
+) -> None:
+    config = load_config(tiny_study, {"search": search})
+    assert config.planned_trials() == trials
+    assert load_config(tiny_study, {"search": search, "samples": 3}).planned_trials() == (
+        12 if search == "grid" else 3
+    )

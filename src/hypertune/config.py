@@ -57,6 +57,9 @@ _TABLES = {
     "report": {"metric", "x", "y", "agg"},
 }
 
+# Trials of a random, Bayesian or TPE study that does not say how many (`samples`).
+SAMPLED_TRIALS = 16
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -88,7 +91,7 @@ class StudyConfig:
     epochs: int  # the same training budget for every trial
     metric: Metric  # the objective
     search: str  # grid | random | bayes | hyperopt
-    samples: int  # trials for random/bayes/hyperopt; repeats of the grid for grid
+    samples: int  # trials for random/bayes/hyperopt (SAMPLED_TRIALS if unset); grid repeats
     seeds: int  # each configuration runs with seeds 0..seeds-1
     trainer: str  # hypertune (own loop) | mltrainer
     model: dict[str, Any]  # fixed hyperparameters (architecture, lr, ...)
@@ -302,7 +305,8 @@ def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
         epochs=_positive_int(study, "study.epochs", 10),
         metric=parse_metric(str(study.get("metric", "valid_loss:min"))),
         search=search,
-        samples=_positive_int(study, "study.samples", 1),
+        # A grid's samples repeat it; a sampled search without `samples` gets a study's worth.
+        samples=_positive_int(study, "study.samples", 1 if search == "grid" else SAMPLED_TRIALS),
         seeds=_positive_int(study, "study.seeds", 1),
         trainer=_choice(study, "study.trainer", "hypertune", TRAINERS),
         model=dict(model),
