@@ -12,6 +12,7 @@ import pytest
 
 from hypertune import cli
 from hypertune.config import load_config
+from hypertune.data import DataBundle
 from hypertune.errors import LINE, ConfigError, SpaceError, one_line
 from hypertune.preflight import preflight
 from hypertune.record import StudyState
@@ -67,6 +68,17 @@ def test_names_that_cannot_be_files_or_keywords_are_refused(
     assert "\n" not in err and not (tmp_path / "runs" / "tiny").exists()
 
 
+def _own_model_study(tmp_path: Path, module: str, source: str) -> tuple[Path, DataBundle]:
+    """A study file of `module:build` (written beside it) over width 4, 8; and its data."""
+    (tmp_path / f"{module}.py").write_text(source)
+    study = tmp_path / "s.toml"
+    study.write_text(
+        f'[study]\nname = "{module}"\ndata = "digits"\nepochs = 1\n'
+        f'[model]\narchitecture = "{module}:build"\n[space]\nwidth = [4, 8]\n'
+    )
+    return study, load_study_code(load_config(study, {}))[0]
+
+
 WRONG_MODEL = """
 from torch import nn
 
@@ -79,14 +91,8 @@ def build(input_shape, num_classes, width=8, extra=3):
 def test_a_model_with_the_wrong_number_of_outputs_is_refused_before_training(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "wrongnet.py").write_text(WRONG_MODEL)
-    study = tmp_path / "s.toml"
-    study.write_text(
-        '[study]\nname = "w"\ndata = "digits"\nepochs = 1\n'
-        '[model]\narchitecture = "wrongnet:build"\n[space]\nwidth = [4, 8]\n'
-    )
+    study, data = _own_model_study(tmp_path, "wrongnet", WRONG_MODEL)
     config = load_config(study, {})
-    data, _ = load_study_code(config)
     with pytest.raises(ConfigError, match=r"returned shape \[2, 13\] for a batch of 2 examples"):
         preflight(config, data)
     right = load_config(study, {"params": ["extra=0"]})
@@ -103,14 +109,8 @@ def build(input_shape, num_classes, width=8):
 
 
 def test_a_lazy_model_is_counted_once_shaped(tmp_path: Path) -> None:
-    (tmp_path / "lazynet.py").write_text(LAZY_MODEL)
-    study = tmp_path / "s.toml"
-    study.write_text(
-        '[study]\nname = "lazy"\ndata = "digits"\nepochs = 1\n'
-        '[model]\narchitecture = "lazynet:build"\n[space]\nwidth = [4, 8]\n'
-    )
+    study, data = _own_model_study(tmp_path, "lazynet", LAZY_MODEL)
     config = load_config(study, {})
-    data, _ = load_study_code(config)
     preflight(config, data)  # shaped on the meta device, run for real: no error
     huge = load_config(study, {"params": ["width=4,3000000"]})
     with pytest.raises(ConfigError, match=r"225,000,010 parameters with width=3000000"):
