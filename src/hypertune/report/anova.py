@@ -136,10 +136,7 @@ def type2(design: Design, terms: Sequence[Term], term: Term) -> TermTest:
     `term`'s factors (and more), with and without `term` itself."""
     from scipy import stats
 
-    factors = term[1:] if term[0] == TUKEY else term
-    wider = [t for t in terms if t != term and all(contains(t, f) for f in factors) and len(t) > 1]
-    kept = [t for t in terms if t not in wider]
-    without = [t for t in kept if t != term]
+    kept, without = _nested(terms, term)
     full, reduced, model = design.fit(kept), design.fit(without), design.fit(terms)
     ss = max(reduced.rss - full.rss, 0.0)
     df = reduced.df_resid - full.df_resid
@@ -148,6 +145,15 @@ def type2(design: Design, terms: Sequence[Term], term: Term) -> TermTest:
         return TermTest(ss, df, float("nan"), float("nan"))
     f = ss / df / mse
     return TermTest(ss, df, f, float(stats.f.sf(f, df, model.df_resid)))
+
+
+def _nested(terms: Sequence[Term], term: Term) -> tuple[list[Term], list[Term]]:
+    """The two models a type II test of `term` compares: `terms` without every wider term that
+    holds `term`'s factors, with and without `term` itself."""
+    factors = term[1:] if term[0] == TUKEY else term
+    wider = [t for t in terms if t != term and all(contains(t, f) for f in factors) and len(t) > 1]
+    kept = [t for t in terms if t not in wider]
+    return kept, [t for t in kept if t != term]
 
 
 def permutation_p(
@@ -166,9 +172,7 @@ def permutation_p(
     observed = type2(design, terms, term)
     if not np.isfinite(observed.f):
         return float("nan")
-    wider = [t for t in terms if t != term and all(contains(t, f) for f in term) and len(t) > 1]
-    kept = [t for t in terms if t not in wider]
-    without = [t for t in kept if t != term]
+    kept, without = _nested(terms, term)
     rng = np.random.default_rng(seed)
     y = design.response
     shuffled = np.column_stack([y, *(rng.permutation(y) for _ in range(rounds))])

@@ -213,14 +213,9 @@ def _lead(ranking: pd.DataFrame, wanted: tuple[Any, Any]) -> tuple[tuple[str, st
             ).strip()
     if wanted[0] and wanted[1]:
         lead = (str(wanted[0]), str(wanted[1]))
-        if set(lead) != {str(v) for v in lead_found(found)} and "as asked" not in summary:
+        if len(found) and set(lead) != {str(found.iloc[0]["x"]), str(found.iloc[0]["y"])}:
             summary += f" Shown first: {wanted[0]} x {wanted[1]}, as asked."
     return lead, summary
-
-
-def lead_found(found: pd.DataFrame) -> tuple[str, ...]:
-    """The strongest interacting pair, or nothing."""
-    return (str(found.iloc[0]["x"]), str(found.iloc[0]["y"])) if len(found) else ()
 
 
 def _count(number: int, noun: str) -> str:

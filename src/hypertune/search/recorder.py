@@ -202,19 +202,17 @@ def live(name: str) -> ResultRecorder:
         StudyError: no recorder of that study is live (Ray's state restored by other means
             than :func:`hypertune.resume_study`).
     """
-    recorder = _LIVE.get(Path(name).name)
-    if recorder is not None and "/" in name and name != str(recorder.path.resolve()):
-        # A state pickled before studies could move names the folder it ran in; its trials
-        # would write there. Such a study resumes where it ran.
-        raise StudyError(
-            f"study '{recorder.path.name}' ran in {name}; move it back there to resume it"
-        )
-    name = Path(name).name
+    study = Path(name).name
+    recorder = _LIVE.get(study)
     if recorder is None:
         raise StudyError(
-            f"study '{name}': its Ray state is restored only through `hypertune resume {name}` "
-            "(or hypertune.resume_study)"
+            f"study '{study}': its Ray state is restored only through `hypertune resume "
+            f"{study}` (or hypertune.resume_study)"
         )
+    if "/" in name and name != str(recorder.path.resolve()):
+        # A state pickled before studies could move names the folder it ran in; its trials
+        # would write there. Such a study resumes where it ran.
+        raise StudyError(f"study '{study}' ran in {name}; move it back there to resume it")
     return recorder
 
 
