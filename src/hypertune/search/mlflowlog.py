@@ -11,7 +11,6 @@ trial id results.csv gives them. It uses MLflow's public client only.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -20,11 +19,11 @@ from typing import Any
 
 from ray.tune.logger import LoggerCallback
 
-from hypertune.config import METRIC_COLUMNS, StudyConfig
+from hypertune.config import StudyConfig
 from hypertune.models import resolve_config
-from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
-from hypertune.search.recorder import ERROR, RETRY_OF, live, seed_of
-from hypertune.space import decode_config
+from hypertune.record import TrialStatus
+from hypertune.search.epochs import finite_metrics, reported_epochs
+from hypertune.search.recorder import RETRY_OF, live, trial_records
 from hypertune.trial import trainer_keys
 
 TRIAL_TAG = "trial_id"  # the run's tag: the trial's id in results.csv
@@ -68,19 +67,13 @@ class MetricsMLflow(LoggerCallback):
     def settings(self, trial: Any) -> dict[str, dict[str, Any]]:
         """Every setting of each of `trial`'s trials (its members, for a pack), by trial id."""
         config = self.config
-        if PACK_KEY in trial.config:
-            pack = self.packs[int(trial.config[PACK_KEY])]
-            points = {member_id(trial.trial_id, k): dict(p) for k, p in enumerate(pack)}
-        else:
-            points = {str(trial.config.get(RETRY_OF, trial.trial_id)): dict(trial.config)}
         out = {}
-        for trial_id, point in points.items():
-            searched = decode_config(point, config.space)
-            values = {**config.hyperparameters(), **{n: searched[n] for n in config.space}}
-            out[trial_id] = {
+        for row in trial_records(trial, config.space, self.packs, TrialStatus.FINISHED):
+            values = {**config.hyperparameters(), **row.params}
+            out[row.trial_id] = {
                 **resolve_config(values),
                 **asdict(trainer_keys(values)),
-                "seed": seed_of(searched),
+                "seed": row.seed,
                 "epochs": config.epochs,
                 "data": config.data,
                 **{f"data.{k}": v for k, v in config.data_options.items()},
@@ -129,36 +122,19 @@ class MetricsMLflow(LoggerCallback):
             self.client.log_batch(run.info.run_id, params=params)
 
     def _result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
-        members = result.get(MEMBERS)
-        if not isinstance(members, dict):
-            trial_id = str(trial.config.get(RETRY_OF, trial.trial_id))
-            self._log(trial_id, result, int(result.get("training_iteration", iteration)))
-            return
-        for place, metrics in members.items():
-            trial_id = member_id(trial.trial_id, int(place))
-            step = int(metrics.get(EPOCHS, 0))
-            if step <= self.steps.get(trial_id, 0):
-                continue  # a member that has ended reports its last epoch again
-            self.steps[trial_id] = step
+        for member, metrics, step in reported_epochs(trial, result, iteration, self.steps):
+            trial_id = member or str(trial.config.get(RETRY_OF, trial.trial_id))
             self._log(trial_id, metrics, step)
 
     def _end(self, trial: Any, failed: bool) -> None:
-        last = dict(trial.last_result or {})
-        members = last.get(MEMBERS)
-        for trial_id in self.settings(trial):
-            run = self.runs.pop(trial_id, None)
-            if run is None:
-                continue
-            if isinstance(members, dict):
-                metrics = members.get(trial_id.rpartition("-")[2], {})
-            else:
-                metrics = last
-            # results.csv's status: a trial whose metrics stopped being finite is NAN.
-            values = [v for k, v in metrics.items() if k in METRIC_COLUMNS]
-            finite = all(isinstance(v, int | float) and math.isfinite(v) for v in values)
-            status = "ERROR" if failed or ERROR in last else "TERMINATED" if finite else "NAN"
-            self.client.set_tag(run, "status", status)
-            self.client.set_terminated(run, "FINISHED" if status == "TERMINATED" else "FAILED")
+        # Each row's status as results.csv has it (a trial whose metrics stopped being finite
+        # is NAN, one that its own error ended is ERROR).
+        status = TrialStatus.ERROR if failed else TrialStatus.FINISHED
+        for row in trial_records(trial, self.config.space, self.packs, status):
+            run = self.runs.pop(row.trial_id, None)
+            if run is not None:
+                self.client.set_tag(run, "status", row.status.value)
+                self.client.set_terminated(run, "FAILED" if row.status.failed else "FINISHED")
 
     def _experiment(self) -> str:
         found = self.client.get_experiment_by_name(self.config.name)
@@ -173,13 +149,6 @@ class MetricsMLflow(LoggerCallback):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        points = [
-            Metric(name, float(value), now, step)
-            for name, value in sorted(metrics.items())
-            if name in METRIC_COLUMNS
-            and isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-        ]
+        points = [Metric(k, v, now, step) for k, v in finite_metrics(metrics).items()]
         if points:
             self.client.log_batch(run, metrics=points)

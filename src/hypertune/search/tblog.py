@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ray.tune.logger import LoggerCallback
 from tensorboardX import SummaryWriter
 
-from hypertune.config import METRIC_COLUMNS
-from hypertune.search.packs import EPOCHS, MEMBERS, member_id
+from hypertune.search.epochs import finite_metrics, reported_epochs
 
 # Each trial's event file lives in this subfolder of the trial's folder: a second writer in the
 # trial folder itself (Tune's own TensorBoard logger, where it runs) would corrupt both files.
@@ -33,7 +32,7 @@ class MetricsTensorBoard(LoggerCallback):
     def __init__(self) -> None:
         # Open writers by trial id and subfolder (one trial may keep several event files).
         self.writers: dict[tuple[str, str], SummaryWriter] = {}
-        self.steps: dict[tuple[str, str], int] = {}  # a pack member's last logged epoch
+        self.steps: dict[str, int] = {}  # a pack member's last logged epoch, by its trial id
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # Tune pickles its callbacks with the experiment: open files stay here
@@ -57,27 +56,15 @@ class MetricsTensorBoard(LoggerCallback):
             self.writers.pop(key).close()
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
-        members = result.get(MEMBERS)
-        if not isinstance(members, dict):
-            self._log(self.writer(trial), result, result.get("training_iteration", iteration))
-            return
         # A fused pack: each member's curves in a folder of its own, named by its trial id.
-        for place, metrics in members.items():
-            step = int(metrics.get(EPOCHS, 0))
-            key = (trial.trial_id, place)
-            if step <= self.steps.get(key, 0):
-                continue  # a member that has ended reports its last epoch again
-            self.steps[key] = step
-            folder = f"{SUBFOLDER}/{member_id(trial.trial_id, int(place))}"
+        for member, metrics, step in reported_epochs(trial, result, iteration, self.steps):
+            folder = SUBFOLDER if member is None else f"{SUBFOLDER}/{member}"
             self._log(self.writer(trial, folder), metrics, step)
 
     @staticmethod
-    def _log(writer: SummaryWriter, metrics: dict[str, Any], step: int) -> None:
-        for name in sorted(METRIC_COLUMNS & metrics.keys()):
-            value = metrics[name]
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if number and math.isfinite(value):
-                writer.add_scalar(name, value, global_step=step)
+    def _log(writer: SummaryWriter, metrics: Mapping[str, Any], step: int) -> None:
+        for name, value in finite_metrics(metrics).items():
+            writer.add_scalar(name, value, global_step=step)
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         self.close(trial)
