@@ -10,12 +10,18 @@ from typing import Any
 import pytest
 import torch
 
+from hypertune import padding
 from hypertune.config import from_dict
 from hypertune.data import DataBundle, load_dataset
 from hypertune.fused import fit_pack, pack_key
+from hypertune.models import TrainerKeys, resolve_config
+from hypertune.pack import Pack
 from hypertune.search import packs
 from hypertune.search.order import trial_points
-from hypertune.train import TrainSettings, fit, fit_member
+from hypertune.space import SEED_KEY
+from hypertune.stacked_optim import StackedOptimizer
+from hypertune.train import TrainSettings, fit, fit_member, fit_module
+from hypertune.trial import OPTIMIZERS, make_optimizer
 
 
 @pytest.fixture
@@ -160,15 +166,23 @@ def test_what_may_differ_within_a_pack_and_what_may_not() -> None:
         assert pack_key({**MLP, **same}, data) == key
     cnn = {"architecture": "cnn", "filters": 4}
     assert pack_key({**cnn, "dropout": 0.0}, data) == pack_key({**cnn, "dropout": 0.3}, data)
-    for other in ({"hidden_size": 32}, {"batch_size": 32}, {"optimizer": "sgd"}):
+    for shape in ({"hidden_size": 32}, {"num_layers": 3}):  # padded (hypertune.padding)
+        assert pack_key({**MLP, **shape}, data) == key
+    for other in ({"batch_size": 32}, {"optimizer": "sgd"}, {"num_layers": 0}):
         assert pack_key({**MLP, **other}, data) != key
+    assert pack_key({**cnn, "filters": 8}, data) != pack_key(cnn, data)  # CNNs: one shape
     with pytest.raises(ValueError, match="one pack"):
-        fit_pack([MLP, {**MLP, "hidden_size": 32}], data, TrainSettings(epochs=1), [0, 0])
+        fit_pack([MLP, {**MLP, "batch_size": 32}], data, TrainSettings(epochs=1), [0, 0])
     sequences = load_dataset("digits-seq")
-    assert pack_key({"architecture": "gru"}, sequences) is None
+    gru = {"architecture": "gru", "num_layers": 2}
+    assert pack_key(gru, sequences) == pack_key({**gru, "hidden_size": 8}, sequences)
+    # torch's GRU draws dropout between its layers from the global generator: alone.
+    assert pack_key({**gru, "dropout": 0.2}, sequences) is None
+    assert pack_key({**gru, "dropout": 0.2, "num_layers": 1}, sequences) is not None
     lengths = torch.full((len(sequences.y_train),), 8)
     with_lengths = dataclasses.replace(sequences, lengths_train=lengths)
-    assert pack_key(MLP, with_lengths) is None  # sequences of varying length do not fuse
+    assert pack_key(MLP, with_lengths) is None  # an MLP does not read lengths
+    assert pack_key(gru, with_lengths) is not None
 
 
 def study(**extra: Any) -> Any:
@@ -183,20 +197,59 @@ def study(**extra: Any) -> Any:
     return from_dict(raw)
 
 
-def test_a_plan_shares_each_group_out_over_the_slots() -> None:
+def test_a_plan_shares_the_work_out_over_the_slots() -> None:
     config = study()
     data = digits()
     points = trial_points(config)
     plan = packs.plan(points, config, data, slots=2)
-    # Two shapes (hidden 8 and 16), 4 learning rates x 2 seeds each: two packs per shape.
-    assert sorted(len(p) for p in plan) == [4, 4, 4, 4]
     assert sorted(str(m) for p in plan for m in p) == sorted(str(p) for p in points)
-    for pack in plan:
-        assert len({m["hidden_size"] for m in pack}) == 1
-    assert packs.summary(plan, 2) == {"slots": 2, "count": 4, "largest": 4}
+    # One width per pack: 16 units cost 2.2 x 8 units, beyond the CPU bound. The 8 trials of
+    # 16 units are more than one slot's share of the work: split in two, listed first.
+    assert [(len(p), {m["hidden_size"] for m in p}) for p in plan] == [
+        (4, {16}),
+        (4, {16}),
+        (8, {8}),
+    ]
+    assert packs.summary(plan, 2) == {"slots": 2, "count": 3, "largest": 8}
     assert [len(p) for p in packs.plan(points, config, data, slots=1)] == [8, 8]
     alone = packs.plan(points, study(study={"fuse": False}), data, slots=2)
     assert [len(p) for p in alone] == [1] * 16
+
+
+def test_a_pack_pads_each_member_at_most_by_the_bound() -> None:
+    config, data = study(space={"hidden_size": [8, 9, 512]}), digits()
+    wide = {"lr": 0.001, "hidden_size": 512, SEED_KEY: 0}
+    narrow = [{"lr": 0.01, "hidden_size": 8, SEED_KEY: k} for k in range(6)]
+    nine = {"lr": 0.01, "hidden_size": 9, SEED_KEY: 0}
+    plan = packs.plan([wide, *narrow, nine], config, data, slots=1)
+    # 512 units: 301k weights; 8 units: 682; 9 units: 775, 1.14 x 682 (within the CPU bound).
+    assert plan == [[wide], [*narrow, nine]]
+    gpu = dataclasses.replace(config, gpus_per_trial=0.5)
+    assert [len(p) for p in packs.plan([wide, *narrow, nine], gpu, data, slots=1)] == [1, 7]
+    for pack in plan:
+        models = [
+            resolve_config({"architecture": "mlp", "hidden_size": m["hidden_size"]}) for m in pack
+        ]
+        own = [packs._weights(m, data) for m in models]
+        template = padding.template_config(models)
+        computed = [packs._weights(padding.computed_config(m, template), data) for m in models]
+        assert padding.work_ratio(own, computed) <= packs.CPU_PADDING_BOUND
+
+
+def test_recurrent_members_of_one_width_share_a_pack_whatever_their_depth() -> None:
+    raw = study().to_dict()
+    raw["model"] = {"architecture": "gru"}
+    raw["space"] = {"num_layers": [1, 2, 3], "hidden_size": [8, 64]}
+    raw["study"] = {**raw["study"], "data": "digits-seq", "seeds": 1}
+    config = from_dict(raw)
+    plan = packs.plan(trial_points(config), config, load_dataset("digits-seq"), slots=2)
+    # A layer runs only for the members that have it: depth costs nothing, width does. The
+    # widest three are more than one of two slots' share of the work: the deepest trains apart.
+    assert [[(m["num_layers"], m["hidden_size"]) for m in p] for p in plan] == [
+        [(3, 64)],
+        [(1, 64), (2, 64)],
+        [(1, 8), (2, 8), (3, 8)],
+    ]
 
 
 def test_trials_with_and_without_dropout_share_their_packs() -> None:
@@ -204,8 +257,8 @@ def test_trials_with_and_without_dropout_share_their_packs() -> None:
     config = from_dict({**study().to_dict(), "space": space})
     config = dataclasses.replace(config, seeds=1)
     plan = packs.plan(trial_points(config), config, digits(), slots=2)
-    # One shape per depth, each shared out over the two slots: 36 trials in 6 packs of 6.
-    assert sorted(len(p) for p in plan) == [6] * 6
+    # One group (depths pad), at most 16 to a CPU pack: 36 trials in 3 packs of 12.
+    assert sorted(len(p) for p in plan) == [12, 12, 12]
     assert all(len({m["dropout"] for m in p}) > 1 for p in plan)
 
 
@@ -221,15 +274,14 @@ def test_a_study_says_how_its_trials_train() -> None:
     config, data = study(), digits()
     points = trial_points(config)
     plan = packs.plan(points, config, data, slots=2)
-    assert packs.describe(plan, points, config, data) == "16 trials in 4 fused packs"
+    assert packs.describe(plan, points, config, data) == "16 trials in 3 fused packs"
     off = study(study={"fuse": False})
     assert packs.describe([], points, off, data) == (
         "16 trials trained one by one: fusing is off (fuse = false or --no-fuse)"
     )
-    gru = from_dict({**config.to_dict(), "model": {"architecture": "gru"}, "data": {}})
-    sequences = load_dataset("digits-seq")
-    assert packs.describe([], points, gru, sequences).endswith(
-        "gru models do not fuse (mlp and cnn do)"
+    user = from_dict({**config.to_dict(), "model": {"architecture": "mltrainer_mlp"}})
+    assert packs.describe([], points, user, data).endswith(
+        "mltrainer_mlp models do not fuse (mlp, cnn, gru and lstm do)"
     )
 
 
@@ -254,3 +306,129 @@ def test_the_trials_where_float32_modes_part_agree_in_float64(float64: None) -> 
     alone = [fit(c, data, settings, seed=s) for c, s in zip(configs, seeds, strict=True)]
     for mine, own in zip(packed, alone, strict=True):
         assert close(mine, own, 1e-9), (mine, own)
+
+
+def sequences(dtype: torch.dtype, varying: bool) -> DataBundle:
+    """A slice of digits read as 8 steps of 8 features; `varying`: each sequence cut to a
+    length of its own (2 to 8 steps, zeros after), as the gestures data are."""
+    bundle = load_dataset("digits-seq")
+    x_train, x_valid = bundle.x_train[:300].to(dtype), bundle.x_valid[:150].to(dtype)
+    lengths: dict[str, Any] = {}
+    if varying:
+        generator = torch.Generator().manual_seed(0)
+        for name, x in (("train", x_train), ("valid", x_valid)):
+            cut = torch.randint(2, 9, (len(x),), generator=generator)
+            x[torch.arange(8) >= cut.unsqueeze(1)] = 0.0
+            lengths[f"lengths_{name}"] = cut
+    return dataclasses.replace(
+        bundle,
+        x_train=x_train,
+        y_train=bundle.y_train[:300],
+        x_valid=x_valid,
+        y_valid=bundle.y_valid[:150],
+        **lengths,
+    )
+
+
+# Members of one pack in different widths and depths (and dropouts, learning rates).
+SHAPES = [
+    {"hidden_size": 16, "num_layers": 1, "dropout": 0.2},
+    {"hidden_size": 32, "num_layers": 3, "lr": 1e-2},
+    {"hidden_size": 24, "num_layers": 2},
+]
+PADDED = [
+    pytest.param("digits", {"architecture": "mlp"}, id="mlp-adam"),
+    pytest.param(
+        "digits",
+        # hidden 64 = the 64 input features: that member's first block adds its input too
+        {
+            "architecture": "mlp",
+            "batchnorm": True,
+            "residual": True,
+            "optimizer": "adamw",
+            "weight_decay": 1e-3,
+            "widths": [64, 32, 48],
+        },
+        id="mlp-adamw-batchnorm-residual",
+    ),
+    pytest.param("seq", {"architecture": "gru"}, id="gru"),
+    pytest.param("varying", {"architecture": "gru", "norm": "batchnorm"}, id="gru-lengths"),
+    pytest.param(
+        "varying",
+        {
+            "architecture": "lstm",
+            "bidirectional": True,
+            "norm": "layernorm",
+            "optimizer": "sgd",
+            "momentum": 0.9,
+            "lr": 0.05,
+        },
+        id="lstm-bidirectional-lengths",
+    ),
+]
+
+
+@pytest.mark.parametrize(("dataset", "base"), PADDED)
+def test_members_of_different_width_and_depth_train_as_they_would_alone_in_float64(
+    dataset: str, base: dict[str, Any], float64: None
+) -> None:
+    data = (
+        digits(torch.float64, 300)
+        if dataset == "digits"
+        else sequences(torch.float64, varying=dataset == "varying")
+    )
+    base = {"batch_size": 64, **base}
+    widths = base.pop("widths", None)
+    configs = [{**base, **shape} for shape in SHAPES]
+    if widths:
+        configs = [{**c, "hidden_size": w} for c, w in zip(configs, widths, strict=True)]
+    assert len({pack_key(c, data) for c in configs}) == 1  # one pack
+    settings = TrainSettings(epochs=2)
+    packed = fit_pack(configs, data, settings, [0, 1, 2])
+    # Alone: torch's own modules (nn.GRU over packed sequences), stepped by torch.optim.
+    alone = [fit_module(c, data, settings, seed=s) for c, s in zip(configs, [0, 1, 2], strict=True)]
+    for mine, own in zip(packed, alone, strict=True):
+        assert close(mine, own, 1e-9), (mine, own)
+    assert len({round(m["train_loss"], 9) for m in packed}) == len(packed)
+
+
+def test_a_padded_member_keeps_its_padding_at_zero() -> None:
+    data = digits()
+    configs = [{**MLP, "hidden_size": 8, "num_layers": 1}, {**MLP, "hidden_size": 16}]
+    pack = Pack(configs, data, [0, 1], torch.device("cpu"))
+    assert pack.mask is not None
+    pack.train_epoch(len(data.y_train), 64)
+    padded = pack.flat[~pack.mask]
+    assert padded.numel() > 0 and bool((padded == 0).all())
+    # The step never moves a padded weight, whatever gradient reaches it.
+    for weight in pack.weights.values():
+        weight.grad = torch.ones_like(weight)
+    grad = pack.gradient()
+    assert bool((grad[~pack.mask] == 0).all()) and bool((grad[pack.mask] == 1).all())
+
+
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_each_optimizer_has_a_fused_step_equal_to_torchs(kind: str) -> None:
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(3, 5, generator=generator, dtype=torch.float64)
+    keys = [
+        TrainerKeys(optimizer=kind, lr=lr, weight_decay=wd, momentum=m)
+        for lr, wd, m in ((0.1, 0.0, 0.9), (0.01, 0.01, 0.5), (0.3, 0.1, 0.0))
+    ]
+    flat = start.clone()
+    fused = StackedOptimizer(flat, keys)
+    rows = [torch.nn.Parameter(start[k].clone()) for k in range(3)]
+    torch_steps = [make_optimizer(torch.nn.ParameterList([rows[k]]), keys[k]) for k in range(3)]
+    for _ in range(4):
+        grad = torch.randn(3, 5, generator=generator, dtype=torch.float64)
+        fused.step(grad)
+        for k, optimizer in enumerate(torch_steps):
+            rows[k].grad = grad[k].clone()
+            optimizer.step()
+    for k in range(3):
+        torch.testing.assert_close(flat[k], rows[k].detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_an_optimizer_without_a_fused_step_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no fused step for optimizer 'lion'"):
+        StackedOptimizer(torch.zeros(1, 2), [TrainerKeys(optimizer="lion")])

@@ -10,7 +10,7 @@ seed. A trial thus sees the same masks alone and in any pack.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -50,7 +50,7 @@ class DropoutMasks:
         self.generators = [torch.Generator().manual_seed(int(s) + DROPOUT_STREAM) for s in seeds]
         self.input_shape = input_shape
         self.probe = copy.deepcopy(model).to("meta") if self.names else None
-        self.shapes: dict[int, list[tuple[int, ...]]] = {}
+        self.cache: dict[int, list[tuple[int, ...]]] = {}
 
     def get_state(self) -> list[torch.Tensor]:
         """Where each member's generator stands (to continue from a checkpoint)."""
@@ -64,7 +64,7 @@ class DropoutMasks:
         """Each dropout layer's masks for one step of `batch` examples, `[members, *shape]`,
         keyed by the name of the layer's noise buffer (empty where nothing drops out)."""
         out = {}
-        for name, shape in zip(self.names, self._shapes(batch), strict=True):
+        for name, shape in zip(self.names, self.shapes(batch), strict=True):
             masks = []
             for p, generator in zip(self.dropout, self.generators, strict=True):
                 if p == 0:
@@ -75,9 +75,9 @@ class DropoutMasks:
             out[name] = torch.stack(masks).to(device)
         return out
 
-    def _shapes(self, batch: int) -> list[tuple[int, ...]]:
+    def shapes(self, batch: int) -> list[tuple[int, ...]]:
         """The input shape of each dropout layer for a batch of `batch` examples."""
-        if batch not in self.shapes and self.probe is not None:
+        if batch not in self.cache and self.probe is not None:
             shapes: list[tuple[int, ...]] = []
             hooks = [
                 module.register_forward_hook(
@@ -91,8 +91,61 @@ class DropoutMasks:
                 self.probe(torch.empty((batch, *self.input_shape), device="meta"))
             for hook in hooks:
                 hook.remove()
-            self.shapes[batch] = shapes
-        return self.shapes.get(batch, [])
+            self.cache[batch] = shapes
+        return self.cache.get(batch, [])
+
+
+class PackMasks:
+    """The dropout masks of a pack whose members may differ in width and depth.
+
+    Each member draws its masks as it draws them alone (its own shapes, its own generator); they
+    are padded into the pack's shapes with ones (`place` puts a member's mask, shaped as its own
+    layer's input, into the template's), and a layer a member lacks gets ones.
+    """
+
+    def __init__(
+        self,
+        template: nn.Module,
+        models: Sequence[nn.Module],
+        dropout: Sequence[float],
+        seeds: Sequence[int],
+        input_shape: tuple[int, ...],
+        place: Callable[[str, torch.Tensor, tuple[int, ...]], torch.Tensor],
+    ) -> None:
+        self.members = [
+            DropoutMasks(model, [p], [seed], input_shape)
+            for model, p, seed in zip(models, dropout, seeds, strict=True)
+        ]
+        # The template's dropout layers and their shapes; its own generator draws nothing.
+        self.layout = DropoutMasks(template, [max(dropout, default=0.0)], [0], input_shape)
+        self.names = self.layout.names
+        self.place = place
+
+    def get_state(self) -> list[torch.Tensor]:
+        return [state for masks in self.members for state in masks.get_state()]
+
+    def set_state(self, states: list[torch.Tensor]) -> None:
+        for masks, state in zip(self.members, states, strict=True):
+            masks.set_state([state])
+
+    def draw(self, batch: int, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+        """As :meth:`DropoutMasks.draw`, every member's masks in the template's shapes."""
+        if not self.names:
+            return {}
+        shapes = dict(zip(self.names, self.layout.shapes(batch), strict=True))
+        cpu = torch.device("cpu")
+        stacks: dict[str, list[torch.Tensor]] = {name: [] for name in self.names}
+        for masks in self.members:
+            own = masks.draw(batch, dtype, cpu)
+            for name, stack in stacks.items():
+                shape = shapes[name]
+                mask = own.get(name)
+                stack.append(
+                    torch.ones(shape, dtype=dtype)
+                    if mask is None
+                    else self.place(name, mask[0], shape)
+                )
+        return {name: torch.stack(stack).to(device) for name, stack in stacks.items()}
 
 
 def _replace_dropout(model: nn.Module, noisy: bool) -> list[str]:

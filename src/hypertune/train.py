@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from hypertune.data import DataBundle
-from hypertune.fused import fit_pack, pack_key
+from hypertune.fused import RECURRENT, fit_pack, pack_key
 from hypertune.masks import DropoutMasks
 from hypertune.models import create_model, resolve_config
 from hypertune.trial import (
@@ -76,7 +76,7 @@ def fit(
 
     A model that fuses (:func:`hypertune.fused.pack_key`) draws its dropout masks from its
     own generator (:mod:`hypertune.masks`), as a member of a fused pack does; in a fused study
-    (`settings.fused`) it trains as a pack of one (:func:`fit_member`).
+    (`settings.fused`) it trains as a pack of one (:func:`fit_member`), but for a GRU or LSTM.
 
     `save` is offered the loop's whole state after every epoch but the last; training resumed
     from such a state (`resume`) goes on with the next epoch and ends with exactly the numbers
@@ -86,9 +86,16 @@ def fit(
         from hypertune.trainers import fit_mltrainer  # imports mlflow: only when asked for
 
         return fit_mltrainer(config, data, settings, seed, report)
-    if settings.fused and pack_key(config, data) is not None:
+    if settings.fused and pack_key(config, data) is not None and not _recurrent(config):
         return fit_member(config, data, settings, seed, report, resume, save)
     return fit_module(config, data, settings, seed, report, resume, save)
+
+
+def _recurrent(config: Mapping[str, Any]) -> bool:
+    """A GRU or LSTM: alone it trains as torch's own module, which runs its steps in C++ and
+    skips the padding of short sequences (its pack arithmetic would give the same numbers to
+    float32 rounding, not bit for bit, so nothing is gained by training it as a pack of one)."""
+    return resolve_config(config)["architecture"] in RECURRENT
 
 
 def fit_member(

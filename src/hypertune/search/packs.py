@@ -1,32 +1,44 @@
 """Which trials of a grid or random study train together, as one fused pack per Ray trial.
 
 Trials whose configurations share a :func:`hypertune.fused.pack_key` (the same data, epochs,
-batch size, optimizer kind and model, up to seed, learning rate, weight decay, momentum and
-dropout) are split into packs. On a CPU a pack holds what keeps one step cheap and the slots
-busy: a group is shared out over the slots, at most :data:`CPU_PACK` members and
-:data:`CPU_PACK_PARAMETERS` weights to a pack. On a GPU a pack holds as many as fit, up to
-:data:`GPU_PACK`. The plan depends only on the study, its data and the slots it was made for,
-which study.json records, so a resumed study finds the same packs under the same numbers.
+batch size, optimizer kind and model, up to seed, learning rate, weight decay, momentum, dropout
+and, for MLPs, GRUs and LSTMs, width and depth) may share a pack. Every member of a pack computes
+at the width of the pack's widest member (an MLP's also at the depth of its deepest), so a pack
+holds members whose padded work stays within a bound of each one's own (weights stand for work:
+per example, these models do a few multiply-adds per weight): :data:`PADDING_BOUND` on a GPU,
+which is idle most of a small step, :data:`CPU_PADDING_BOUND` on a CPU, which pays for padding
+in full (measured: packs of one width train the default study's GRUs in 25% less time than alone,
+packs that mix widths take longer than alone). On a CPU a pack also holds what keeps one step cheap
+and the slots busy: at most :data:`CPU_PACK` members and :data:`CPU_PACK_PARAMETERS` weights, and
+no more than one slot's share of the study's work (padded weights again). On a GPU a pack holds
+as many as fit, up to :data:`GPU_PACK`. The plan depends only on the study, its data and the
+slots it was made for, which study.json records, so a resumed study finds the same packs under
+the same numbers.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from hypertune import padding
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
-from hypertune.fused import pack_key
+from hypertune.fused import FUSED_ARCHITECTURES, RECURRENT, pack_key
+from hypertune.models import resolve_config
 from hypertune.space import SEED_KEY, decode_config
 
 PACK_KEY = "__pack__"  # a fused Ray trial's config: the index of its pack in the plan
 MEMBERS = "members"  # a pack's result: each member's metrics, by its place in the pack
 EPOCHS = "epochs"  # in a member's metrics: the epochs it has trained
 CPU_PACK = 16  # members of one pack on a CPU: beyond it a step gains little
-CPU_PACK_PARAMETERS = 4_000_000  # weights of one CPU pack, all members together
+CPU_PACK_PARAMETERS = 4_000_000  # weights of one CPU pack, all members together (padded)
 GPU_PACK = 64
 GPU_PACK_PARAMETERS = 200_000_000  # with Adam, about 3 GB of float32 state per pack
+# A member's padded work over its own, at most (see above).
+PADDING_BOUND = 2.0
+CPU_PADDING_BOUND = 1.25
 
 Point = dict[str, Any]  # a trial's searched values and its seed
 
@@ -37,36 +49,128 @@ def plan(
     """`points` (in the order they are handed out) split into packs, each a list of members.
 
     A trial that cannot fuse, or a study that asked for `fuse = false`, gets a pack of its own.
-    Packs keep the points' order: the first pack holds the first point.
+    Within a group of one key, the largest trials are packed first, each pack taking the next
+    largest while the bounds hold; on a CPU, packs heavier than a slot's share of the work are
+    split (:func:`_balance`). Packs are listed heaviest first on a CPU (so that the slots end
+    together), by their first point on a GPU; members in the points' order.
     """
     if not config.fuse or config.trainer != "hypertune":
         return [[dict(p)] for p in points]
     fixed = config.hyperparameters()
-    groups: dict[Any, list[Point]] = {}
-    sizes: dict[Any, int] = {}
+    groups: dict[Any, list[int]] = {}
+    values: list[dict[str, Any]] = []
     for n, point in enumerate(points):
-        values = decode_config({**fixed, **_searched(point)}, config.space)
-        try:
-            key = pack_key(values, data)
-        except Exception:  # a configuration that cannot be built fails as its own trial
-            key = None
-        if key is None:
-            key = ("alone", n)
-            sizes[key] = 1
-        elif key not in sizes:
-            sizes[key] = _weights(values, data)
-        groups.setdefault(key, []).append(dict(point))
-    packs: list[list[Point]] = []
-    for key, members in groups.items():
-        size = pack_size(len(members), sizes[key], config, slots)
-        count = math.ceil(len(members) / size)
-        share, extra = divmod(len(members), count)  # near-equal packs, the larger ones first
-        start = 0
-        for i in range(count):
-            end = start + share + (1 if i < extra else 0)
-            packs.append(members[start:end])
-            start = end
+        values.append(decode_config({**fixed, **_searched(point)}, config.space))
+        key = _key(values[n], config, data)
+        groups.setdefault(("alone", n) if key is None else key, []).append(n)
+    counted: dict[str, int] = {}
+
+    def weights(model: Mapping[str, Any]) -> int:
+        key = repr(sorted(model.items()))
+        if key not in counted:
+            counted[key] = _weights(model, data)
+        return counted[key]
+
+    models = [_model(v) for v in values]
+    packs: list[list[int]] = []
+    for members in groups.values():
+
+        def most(padded: int, count: int = len(members)) -> int:
+            # As many as the limits allow, evened out: 36 in 12 + 12 + 12, not 16 + 16 + 4.
+            size = pack_size(count, padded, config, slots)
+            return math.ceil(count / math.ceil(count / size))
+
+        bound = PADDING_BOUND if config.gpus_per_trial > 0 else CPU_PADDING_BOUND
+        packs += _pack_group(members, [models[n] for n in members], weights, most, bound)
+
+    def work(pack: Sequence[int]) -> int:
+        template = padding.template_config([models[n] for n in pack]) if pack else {}
+        return sum(weights(padding.computed_config(models[n], template)) for n in pack)
+
+    if config.gpus_per_trial > 0:
+        packs.sort(key=min)
+    else:
+        packs = _balance(packs, work, slots)
+        packs.sort(key=lambda pack: (-work(pack), min(pack)))
+    return [[dict(points[n]) for n in sorted(pack)] for pack in packs]
+
+
+def _balance(
+    packs: Sequence[list[int]], work: Callable[[Sequence[int]], int], slots: int
+) -> list[list[int]]:
+    """CPU packs that share the study's work out over the slots: a pack heavier than one slot's
+    even share would keep its slot busy while the others wait, so it is split in two, its
+    members dealt by weight, until no pack of more than one member is."""
+    share = sum(map(work, packs)) / max(1, slots)
+    packs = list(packs)
+    while packs:
+        heavy = max(packs, key=work)
+        if len(heavy) == 1 or work(heavy) <= share:
+            break
+        halves: tuple[list[int], list[int]] = ([], [])
+        for n in sorted(heavy, key=lambda n: -work([n])):
+            min(halves, key=work).append(n)
+        if not halves[1]:
+            break  # weightless members: nothing to share
+        packs.remove(heavy)
+        packs += halves
     return packs
+
+
+def _key(values: Mapping[str, Any], config: StudyConfig, data: DataBundle) -> Any:
+    """The trial's :func:`pack_key` where it gains from a pack here; else None (alone)."""
+    try:
+        key = pack_key(values, data)
+    except Exception:  # a configuration that cannot be built fails as its own trial
+        return None
+    if key is not None and _short_sequences_on_cpu(values, config, data):
+        return None
+    return key
+
+
+def _short_sequences_on_cpu(
+    values: Mapping[str, Any], config: StudyConfig, data: DataBundle
+) -> bool:
+    """A GRU or LSTM over sequences of varying length, on a CPU: alone, torch's module skips
+    each sequence's padding in C++ (measured on the gestures data: a pack of three took as long
+    as the three alone, a pack of one 4.5 times as long)."""
+    recurrent = values.get("architecture") in RECURRENT
+    return recurrent and data.lengths_train is not None and config.gpus_per_trial == 0
+
+
+def _pack_group(
+    members: Sequence[int],
+    models: Sequence[Mapping[str, Any]],
+    weights: Callable[[Mapping[str, Any]], int],
+    most: Callable[[int], int],
+    bound: float,
+) -> list[list[int]]:
+    """One group's members (point numbers, each with its model's keys) in packs: the largest
+    first, each pack filled while each member's padded work stays within `bound` times its own
+    and the pack's size within `most(template weights)`."""
+    order = sorted(range(len(members)), key=lambda i: -weights(models[i]))
+    packs: list[list[int]] = []
+    while order:
+        pack = [order.pop(0)]
+        for i in list(order):
+            trial = [*pack, i]
+            template = padding.template_config([models[j] for j in trial])
+            own = [weights(models[j]) for j in trial]
+            computed = [weights(padding.computed_config(models[j], template)) for j in trial]
+            fits = len(trial) <= most(weights(template))
+            if fits and padding.work_ratio(own, computed) <= bound:
+                pack.append(i)
+                order.remove(i)
+        packs.append([members[i] for i in pack])
+    return packs
+
+
+def _model(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys a trial's model is built from, defaults filled in."""
+    try:
+        return resolve_config(values)
+    except Exception:  # built (and failed) as a trial of its own
+        return dict(values)
 
 
 def pack_size(members: int, weights: int, config: StudyConfig, slots: int) -> int:
@@ -110,15 +214,24 @@ def _why_alone(points: Sequence[Mapping[str, Any]], config: StudyConfig, data: D
         return f"the {config.trainer} trainer does not fuse"
     if points:
         values = decode_config({**config.hyperparameters(), **_searched(points[0])}, config.space)
-        try:
-            key = pack_key(values, data)
-        except Exception:  # a configuration that cannot be built fails as its own trial
-            key = None
-        if key is None:
-            if data.lengths_train is not None:
-                return "sequences of varying length do not fuse"
-            return f"{values.get('architecture', 'these')} models do not fuse (mlp and cnn do)"
-    return "no two trials share a model shape and a slot (they differ in width, depth or more)"
+        if _key(values, config, data) is None:
+            return _unfused(values, config, data)
+    return "no two trials share a model and a slot (they differ in more than fusing allows)"
+
+
+def _unfused(values: Mapping[str, Any], config: StudyConfig, data: DataBundle) -> str:
+    """Why a trial without a :func:`_key` trains alone."""
+    architecture = values.get("architecture", "these")
+    if _short_sequences_on_cpu(values, config, data):
+        return f"on a CPU a {architecture} over sequences of varying length trains faster alone"
+    if architecture not in FUSED_ARCHITECTURES:
+        known = ", ".join(FUSED_ARCHITECTURES[:-1]) + f" and {FUSED_ARCHITECTURES[-1]}"
+        return f"{architecture} models do not fuse ({known} do)"
+    if architecture in RECURRENT:
+        return f"a {architecture} with dropout between its layers does not fuse"
+    if data.lengths_train is not None:
+        return "sequences of varying length do not fuse"
+    return "these models do not fuse"
 
 
 def member_id(trial_id: str, index: int) -> str:
