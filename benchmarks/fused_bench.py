@@ -7,18 +7,20 @@ Measured side by side in one run, on this machine:
   2. fused:        `python hypertuner.py run same_shape.toml` end to end in a fresh process
                    (imports, Ray's start and stop, the study, the report);
   3. unfused:      the same with `--no-fuse` (every trial its own Ray trial);
-  4. default:      `python hypertuner.py run configs/default.toml` end to end, with this tree
-                   and with the tree of `--baseline` (a git revision; default: the last one
-                   before fused packs), alternating, `--repeats` times each.
+  4. default:      `python hypertuner.py run configs/default.toml` end to end (a GRU grid of
+                   4 widths x 3 depths, which fuses in packs of one width), with and without
+                   `--no-fuse`, alternating, `--repeats` times each; then the largest
+                   difference in accuracy of one configuration between the two.
 
     ratio = end-to-end seconds / (floor seconds / cores)
 
-Usage: python benchmarks/fused_bench.py [--epochs E] [--repeats N] [--baseline REV] [--skip-default]
+Usage: python benchmarks/fused_bench.py [--epochs E] [--repeats N] [--skip-same-shape]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import statistics
 import subprocess
@@ -32,7 +34,6 @@ sys.path.insert(0, str(ROOT / "src"))
 
 SAME_SHAPE = ROOT / "benchmarks" / "same_shape.toml"
 DEFAULT = ROOT / "configs" / "default.toml"
-BASELINE = "7e78122"  # the last revision before fused packs and the public-API-only adapter
 
 
 def floor(epochs: int) -> float:
@@ -57,58 +58,69 @@ def floor(epochs: int) -> float:
     return time.perf_counter() - start
 
 
-def cli(tree: Path, study: Path, workdir: Path, *flags: str) -> float:
-    """`python hypertuner.py run STUDY` from `tree`, end to end, in a fresh process; seconds."""
+def cli(tree: Path, study: Path, workdir: Path, *flags: str) -> tuple[float, Path]:
+    """`python hypertuner.py run STUDY` from `tree`, end to end, in a fresh process; seconds
+    and the study's results.csv."""
     name = f"b{time.time_ns()}"
     command = [sys.executable, str(tree / "hypertuner.py"), "run", str(study), "--name", name]
     command += ["--storage", str(workdir / "runs"), *flags]
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     start = time.perf_counter()
     subprocess.run(command, cwd=workdir, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, workdir / "runs" / name / "results.csv"
+
+
+def accuracies(results: Path) -> dict[tuple[str, str], float]:
+    """Each configuration's final accuracy in a default-study results.csv."""
+    with results.open() as f:
+        return {
+            (r["num_layers"], r["hidden_size"]): float(r["accuracy"]) for r in csv.DictReader(f)
+        }
+
+
+def same_shape(epochs: int, work: Path, cores: int) -> None:
+    floor_s = floor(epochs)
+    fused_s, _ = cli(ROOT, SAME_SHAPE, work, "--epochs", str(epochs))
+    unfused_s, _ = cli(ROOT, SAME_SHAPE, work, "--epochs", str(epochs), "--no-fuse")
+    print(f"same-shape MLP, 16 trials x {epochs} epochs, {cores} cores")
+    print(f"  floor (one after another, plain torch, 1 thread): {floor_s:.1f} s")
+    for label, seconds in (("fused", fused_s), ("unfused (--no-fuse)", unfused_s)):
+        print(
+            f"  {label:22s} end to end {seconds:6.1f} s   ratio {seconds / (floor_s / cores):.2f}"
+        )
+
+
+def default_study(repeats: int, work: Path) -> None:
+    times: dict[str, list[float]] = {"fused": [], "--no-fuse": []}
+    diffs: list[float] = []
+    for _ in range(repeats):
+        fused_s, fused_csv = cli(ROOT, DEFAULT, work)
+        unfused_s, unfused_csv = cli(ROOT, DEFAULT, work, "--no-fuse")
+        times["fused"].append(fused_s)
+        times["--no-fuse"].append(unfused_s)
+        mine, alone = accuracies(fused_csv), accuracies(unfused_csv)
+        diffs.append(max(abs(mine[k] - alone[k]) for k in alone))
+    print(f"default study end to end, {repeats} runs each, alternating:")
+    for label, runs in times.items():
+        listed = ", ".join(f"{t:.1f}" for t in runs)
+        print(f"  {label:22s} median {statistics.median(runs):5.1f} s   ({listed})")
+    fused, unfused = (statistics.median(t) for t in times.values())
+    print(f"  fused / --no-fuse: {fused / unfused:.2f}")
+    print(f"  largest accuracy difference of one configuration: {max(diffs):.4f}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--baseline", default=BASELINE)
-    parser.add_argument("--skip-default", action="store_true")
+    parser.add_argument("--skip-same-shape", action="store_true")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        epochs = ["--epochs", str(args.epochs)]
-        floor_s = floor(args.epochs)
-        fused_s = cli(ROOT, SAME_SHAPE, work, *epochs)
-        unfused_s = cli(ROOT, SAME_SHAPE, work, *epochs, "--no-fuse")
-        print(f"same-shape MLP, 16 trials x {args.epochs} epochs, {cores} cores")
-        print(f"  floor (one after another, plain torch, 1 thread): {floor_s:.1f} s")
-        for label, seconds in (("fused", fused_s), ("unfused (--no-fuse)", unfused_s)):
-            ratio = seconds / (floor_s / cores)
-            print(f"  {label:22s} end to end {seconds:6.1f} s   ratio {ratio:.2f}")
-        if args.skip_default:
-            return 0
-        baseline = work / "baseline"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(baseline), args.baseline],
-            cwd=ROOT, check=True, capture_output=True,
-        )  # fmt: skip
-        try:
-            times: dict[str, list[float]] = {"this tree": [], f"baseline {args.baseline}": []}
-            for _ in range(args.repeats):
-                times["this tree"].append(cli(ROOT, DEFAULT, work))
-                times[f"baseline {args.baseline}"].append(cli(baseline, DEFAULT, work))
-        finally:
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(baseline)], cwd=ROOT, check=False
-            )
-        print(f"default study end to end, {args.repeats} runs each, alternating:")
-        for label, runs in times.items():
-            listed = ", ".join(f"{t:.1f}" for t in runs)
-            print(f"  {label:22s} median {statistics.median(runs):5.1f} s   ({listed})")
-        mine, base = (statistics.median(t) for t in times.values())
-        print(f"  this tree / baseline: {mine / base:.2f}")
+        if not args.skip_same_shape:
+            same_shape(args.epochs, work, cores)
+        default_study(args.repeats, work)
     return 0
 
 
