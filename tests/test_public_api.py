@@ -112,6 +112,23 @@ def test_hypertune_uses_only_public_api_and_leaves_the_environment_alone(path: P
     assert violations(path.read_text(), path.name) == []
 
 
+def _imports_ray(tree: ast.AST) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "ray" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "ray":
+            return True
+    return False
+
+
+def test_only_the_search_package_imports_ray() -> None:
+    importers = {
+        p.relative_to(SRC).parts[0] for p in _sources() if _imports_ray(ast.parse(p.read_text()))
+    }
+    assert importers == {"search"}
+    assert _imports_ray(ast.parse("def f():\n    from ray import tune\n"))  # the check sees it
+
+
 def test_the_check_finds_what_hypertune_once_did() -> None:
     # Each of these was in hypertune before it kept to Ray's public API.
     cases = {

@@ -18,7 +18,7 @@ from hypertune.cli import main
 from hypertune.config import from_dict
 from hypertune.errors import SpaceError, StudyError
 from hypertune.search import rerun_trial, run_study
-from hypertune.space import to_domain
+from hypertune.search.domains import to_domain
 
 BASE = {
     "study": {"data": "digits-seq", "epochs": 1, "metric": "valid_loss:min"},

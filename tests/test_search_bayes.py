@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from conftest import run_cli
-from hypertune.space import bayes_domains, decode_config, parse_assignment
+from hypertune.search.domains import bayes_domains
+from hypertune.space import decode_config, parse_assignment
 
 SPECS = {s.name: s for s in map(parse_assignment, ["lr=1e-4:l5:1e-1", "hidden_size=8:l4:64"])}
 

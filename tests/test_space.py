@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from hypertune.errors import SpaceError
+from hypertune.search.domains import to_domain
 from hypertune.space import (
     decode_config,
     from_toml,
     parse_assignment,
     parse_param,
     sample_configs,
-    to_domain,
 )
 
 CASES = [

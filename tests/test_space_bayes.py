@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from hypertune.space import bayes_domains, decode_config, parse_assignment
+from hypertune.search.domains import bayes_domains
+from hypertune.space import decode_config, parse_assignment
 
 
 def test_bayesian_search_samples_a_log_range_on_its_exponent() -> None:

@@ -13,7 +13,7 @@ from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import ConfigError, shorten
 from hypertune.models import count_parameters, create_model
-from hypertune.space import decode_config, to_domain
+from hypertune.space import check_searchable, decode_config
 from hypertune.train import check_config
 
 PREFLIGHT_LIMIT = 512  # configurations checked before Ray starts
@@ -38,7 +38,7 @@ def preflight(config: StudyConfig, data: DataBundle) -> None:
     # A --smoke run checks the space of the study it stands for, not only its own two trials.
     space = {**config.space, **config.whole_space}
     for spec in space.values():
-        to_domain(spec, config.search)  # e.g. categories under Bayesian search are refused
+        check_searchable(spec, config.search)  # e.g. categories under Bayesian search
     candidates = []
     for spec in space.values():
         values = spec.values if spec.values else (spec.low, spec.high)

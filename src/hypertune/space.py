@@ -1,8 +1,8 @@
 """Search-space entries: Studio-style range strings, lists and range tables.
 
 A :class:`ParamSpec` is what one searched parameter may take. It knows its grid points (for grid
-search) and, where it is a range, its bounds (for random, Bayesian and TPE search). Ray Tune is
-imported only when a spec is turned into a Tune domain, so parsing stays fast and Ray-free.
+search) and, where it is a range, its bounds (for random, Bayesian and TPE search). This module
+knows nothing of Ray: Tune's domains are built from specs in :mod:`hypertune.search.domains`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _FLOAT_WRITTEN = re.compile(r"[.eE]|inf|nan", re.IGNORECASE)
 _POINTS = re.compile(r"^(?:([lu])(\d+)|(\d+)([lu]))$")
 # How a range string writes a boolean (as TOML does, in any case): `batchnorm=true,false`.
 _BOOLEANS = {"true": True, "false": False}
-EXPONENT_PREFIX = "__log10__"  # see bayes_domains
+EXPONENT_PREFIX = "__log10__"  # see hypertune.search.domains.bayes_domains
 # A search point's seed, beside its searched values (not a hyperparameter of the model).
 SEED_KEY = "seed"
 
@@ -128,53 +128,25 @@ def from_toml(name: str, spec: Any) -> ParamSpec:
     raise SpaceError(f"space.{name}: expected a list, range string or {{low, high}} table")
 
 
-def to_domain(spec: ParamSpec, search: str) -> Any:
-    """The Ray Tune domain that samples `spec` under `search`."""
-    from ray import tune
-
-    if search == "grid":
-        return tune.grid_search(spec.grid_values())
-    if spec.is_range:
-        low, high = float(spec.low), float(spec.high)  # type: ignore[arg-type]
-        if spec.integer and search != "bayes":
-            sampler = tune.lograndint if spec.log else tune.randint
-            return sampler(int(low), int(high) + 1)
-        # BayesOpt samples floats only; integers are rounded by decode_config. Its log ranges
-        # are searched on the exponent instead (bayes_domains).
-        return tune.loguniform(low, high) if spec.log else tune.uniform(low, high)
-    if search == "bayes":
+def check_searchable(spec: ParamSpec, search: str) -> None:
+    """Refuse what `search` cannot sample: categories under Bayesian search (it samples floats)."""
+    if search == "bayes" and not spec.is_range:
         numeric = [v for v in spec.values if _is_number(v)]
         if len(numeric) != len(spec.values):
             raise SpaceError(
                 f"space.{spec.name}: Bayesian search cannot sample categories {list(spec.values)}; "
                 "use --search random or hyperopt, or fix it in [model]"
             )
-        return tune.uniform(float(min(numeric)), float(max(numeric)))
-    return tune.choice(list(spec.values))
+
+
+def numeric_bounds(spec: ParamSpec) -> tuple[float, float]:
+    """The lowest and highest of a numeric list (what Bayesian search samples between)."""
+    return float(min(spec.values)), float(max(spec.values))
 
 
 def exponent_key(name: str) -> str:
     """The config key under which Bayesian search samples a log range's base-10 exponent."""
     return f"{EXPONENT_PREFIX}{name}"
-
-
-def bayes_domains(specs: Mapping[str, ParamSpec]) -> dict[str, Any]:
-    """Tune domains for Bayesian search: a log range is searched on its base-10 exponent.
-
-    BayesOptSearch keeps a domain's bounds but drops Tune's log sampler, so `loguniform(1e-4,
-    0.1)` would be explored uniformly (nine tenths of it above 0.01). The exponent, sampled
-    uniformly under :func:`exponent_key`, is turned back into the value by `decode_config`.
-    """
-    from ray import tune
-
-    space = {}
-    for name, spec in specs.items():
-        if spec.is_range and spec.log:
-            low, high = math.log10(spec.low), math.log10(spec.high)  # type: ignore[arg-type]
-            space[exponent_key(name)] = tune.uniform(low, high)
-        else:
-            space[name] = to_domain(spec, "bayes")
-    return space
 
 
 def decode_config(config: Mapping[str, Any], specs: Mapping[str, ParamSpec]) -> dict[str, Any]:

@@ -25,13 +25,13 @@ from hypertune.preflight import preflight
 from hypertune.record import FAILED, StudyRecord, StudyState
 from hypertune.search import cluster, packs
 from hypertune.search.code import load_recorded_code, load_study_code
+from hypertune.search.domains import bayes_domains, to_domain
 from hypertune.search.order import costliest_first, trial_points
 from hypertune.search.packs import PACK_KEY
 from hypertune.search.recorder import SEED_KEY, Progress, ProgressFn, ResultRecorder, live_recorder
 from hypertune.search.rest import experiment_name, mark_origin, moved_from, remaining
 from hypertune.search.trainable import make_trainable
 from hypertune.search.tuner import loggers, make_tuner, remove_checkpoints
-from hypertune.space import bayes_domains, to_domain
 
 log = logging.getLogger("hypertune")
 
