@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from hypertune.data import load_dataset
-from hypertune.fused import fit_pack
 from hypertune.train import TrainSettings, fit
+from hypertune.train.fused import fit_pack
 
 BASE = {"architecture": "mlp", "hidden_size": 64, "num_layers": 2, "batch_size": 64,
         "activation": "relu", "optimizer": "adam"}  # fmt: skip

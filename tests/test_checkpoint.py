@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import torch
 
-from hypertune.fused import fit_pack
 from hypertune.train import State, TrainSettings, fit
+from hypertune.train.fused import fit_pack
 from test_fused import digits, members
 
 EPOCHS = 4

@@ -10,18 +10,19 @@ from typing import Any
 import pytest
 import torch
 
-from hypertune import padding
+from conftest import ROOT
 from hypertune.config import from_dict
 from hypertune.data import DataBundle, load_dataset
-from hypertune.fused import fit_pack, pack_key
+from hypertune.errors import ConfigError
 from hypertune.models import TrainerKeys, resolve_config
-from hypertune.pack import Pack
 from hypertune.search import packs
 from hypertune.search.order import trial_points
 from hypertune.space import SEED_KEY
-from hypertune.stacked_optim import StackedOptimizer
 from hypertune.train import TrainSettings, fit, fit_member, fit_module
-from hypertune.trial import OPTIMIZERS, make_optimizer
+from hypertune.train.fused import fit_pack, pack_key, padding
+from hypertune.train.fused.pack import Pack
+from hypertune.train.optim import OPTIMIZERS, StackedOptimizer, make_optimizer
+from hypertune.train.settings import trainer_keys
 
 
 @pytest.fixture
@@ -166,7 +167,7 @@ def test_what_may_differ_within_a_pack_and_what_may_not() -> None:
         assert pack_key({**MLP, **same}, data) == key
     cnn = {"architecture": "cnn", "filters": 4}
     assert pack_key({**cnn, "dropout": 0.0}, data) == pack_key({**cnn, "dropout": 0.3}, data)
-    for shape in ({"hidden_size": 32}, {"num_layers": 3}):  # padded (hypertune.padding)
+    for shape in ({"hidden_size": 32}, {"num_layers": 3}):  # padded (hypertune.train.fused.padding)
         assert pack_key({**MLP, **shape}, data) == key
     for other in ({"batch_size": 32}, {"optimizer": "sgd"}, {"num_layers": 0}):
         assert pack_key({**MLP, **other}, data) != key
@@ -427,8 +428,19 @@ def test_each_optimizer_has_a_fused_step_equal_to_torchs(kind: str) -> None:
             optimizer.step()
     for k in range(3):
         torch.testing.assert_close(flat[k], rows[k].detach(), rtol=1e-12, atol=1e-12)
+    assert type(torch_steps[0]).__name__.lower() == kind  # torch's optimizer of that name
 
 
 def test_an_optimizer_without_a_fused_step_is_an_error() -> None:
     with pytest.raises(ValueError, match="no fused step for optimizer 'lion'"):
         StackedOptimizer(torch.zeros(1, 2), [TrainerKeys(optimizer="lion")])
+    with pytest.raises(ConfigError) as refused:
+        trainer_keys({"optimizer": "lion"})
+    assert str(refused.value) == "model.optimizer: 'lion' is unknown; known: adam, adamw, sgd"
+
+
+def test_the_readme_names_every_registered_optimizer() -> None:
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `optimizer` |"))
+    listed = row.split("|")[4]
+    assert sorted(name.strip(" `") for name in listed.split(",")) == sorted(OPTIMIZERS)

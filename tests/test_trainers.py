@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from conftest import ROOT, run_cli
-from hypertune import trial
 from hypertune.config import load_config
 from hypertune.data import load_dataset
 from hypertune.preflight import preflight
 from hypertune.train import SECONDS, TrainSettings, fit, warm_up
-from hypertune.trial import batch_count
+from hypertune.train import settings as trial
+from hypertune.train.settings import batch_count
 from test_data import write_gestures
 
 EXPECTED = {
@@ -226,7 +226,9 @@ def _imports(module: str) -> set[str]:
 
 
 def test_the_training_modules_import_one_way() -> None:
-    assert "hypertune.train" not in _imports("hypertune.trainers")
-    assert not {"hypertune.train", "hypertune.trainers"} & _imports("hypertune.trial")
+    loop = {"hypertune.train", "hypertune.train.loop"}
+    assert not loop & _imports("hypertune.train.mltrainer")
+    assert not {*loop, "hypertune.train.mltrainer"} & _imports("hypertune.train.settings")
+    assert not {*loop, "hypertune.train.settings"} & _imports("hypertune.train.optim")
     assert not _imports("hypertune.search.relay")
     assert "hypertune.search.recorder" not in _imports("hypertune.search.order")

@@ -26,7 +26,7 @@ from hypertune.errors import ConfigError
 class TrainerKeys:
     """Keys the training loop reads, not a model; allowed beside model keys in one config."""
 
-    optimizer: str = "adam"  # adam | adamw | sgd
+    optimizer: str = "adam"  # one of hypertune.train.optim.OPTIMIZERS (adam, adamw, sgd)
     lr: float = 1e-3  # learning rate
     weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
     momentum: float = 0.9  # sgd only

@@ -24,7 +24,7 @@ from hypertune.models import resolve_config
 from hypertune.record import TrialStatus
 from hypertune.search.epochs import finite_metrics, reported_epochs
 from hypertune.search.recorder import RETRY_OF, live, trial_records
-from hypertune.trial import trainer_keys
+from hypertune.train.settings import trainer_keys
 
 TRIAL_TAG = "trial_id"  # the run's tag: the trial's id in results.csv
 FOLDER = "mlflow"  # the study's MLflow file store, in its folder

@@ -1,6 +1,6 @@
 """Which trials of a grid or random study train together, as one fused pack per Ray trial.
 
-Trials whose configurations share a :func:`hypertune.fused.pack_key` (the same data, epochs,
+Trials whose configurations share a :func:`hypertune.train.fused.pack_key` (the same data, epochs,
 batch size, optimizer kind and model, up to seed, learning rate, weight decay, momentum, dropout
 and, for MLPs, GRUs and LSTMs, width and depth) may share a pack. Every member of a pack computes
 at the width of the pack's widest member (an MLP's also at the depth of its deepest), so a pack
@@ -22,12 +22,11 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hypertune import padding
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
-from hypertune.fused import FUSED_ARCHITECTURES, RECURRENT, pack_key
 from hypertune.models import resolve_config
 from hypertune.space import SEED_KEY, decode_config
+from hypertune.train.fused import FUSED_ARCHITECTURES, RECURRENT, pack_key, padding
 
 PACK_KEY = "__pack__"  # a fused Ray trial's config: the index of its pack in the plan
 MEMBERS = "members"  # a pack's result: each member's metrics, by its place in the pack

@@ -32,7 +32,6 @@ from ray import tune
 
 from hypertune.config import Metric, StudyConfig
 from hypertune.data import DataBundle
-from hypertune.fused import fit_pack
 from hypertune.models import Architecture, register_architecture
 from hypertune.search.code import user_architectures
 from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
@@ -40,6 +39,7 @@ from hypertune.search.recorder import ERROR, seed_of
 from hypertune.search.relay import relay
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
 from hypertune.train import SECONDS, State, TrainSettings, fit
+from hypertune.train.fused import fit_pack
 
 Finished = Mapping[str, Mapping[str, float]]  # recorded trials: id -> metrics
 STATE_FILE = "state.pt"  # in a checkpoint: the training loop's state (and the trainable's)

@@ -4,9 +4,9 @@ For the layers an MLP is made of, running every member at once is plain batched 
 a linear layer is one `baddbmm` over the members' weights, an activation or a dropout mask acts
 element by element, a batchnorm is one `batch_norm` over every member's features side by side.
 Written out, forward and backward cost about half of what `vmap` adds around the same products.
-Models with any other layer (convolutions) go through `vmap` (:mod:`hypertune.fused`).
+Models with any other layer (convolutions) go through `vmap` (:mod:`hypertune.train.fused`).
 
-Members of different width and depth (:mod:`hypertune.padding`) run as the pack's widest and
+Members of different width and depth (:mod:`.padding`) run as the pack's widest and
 deepest member; each reads its output at its own last block (:func:`forward_padded`).
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from hypertune.masks import Noise
 from hypertune.models.dense import DenseBlock
 from hypertune.models.registry import ACTIVATIONS
+from hypertune.train.fused.dropout import Noise
 
 # The activations' classes: each acts element by element, whatever the shape.
 ELEMENTWISE: tuple[type[nn.Module], ...] = tuple(

@@ -5,7 +5,7 @@ input projection is one batched product over every step, and each step one batch
 the members' hidden states, with the gates of torch's `nn.GRU`/`nn.LSTM` written out. Sequences
 of varying length keep each one's state from its last valid step on, so the state read at the end
 is the one a packed sequence gives; the reverse direction reads each sequence from its own last
-step back. A member reads its features at its own top layer (:mod:`hypertune.padding`).
+step back. A member reads its features at its own top layer (:mod:`.padding`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from hypertune.models.recurrent import SequenceClassifier
-from hypertune.stacked import batch_norm
+from hypertune.train.fused.dense import batch_norm
 
 Tensors = Mapping[str, torch.Tensor]
 

@@ -17,17 +17,17 @@ import torch
 from torch import nn
 
 from hypertune.data import DataBundle
-from hypertune.fused import RECURRENT, fit_pack, pack_key
-from hypertune.masks import DropoutMasks
 from hypertune.models import create_model, resolve_config
-from hypertune.trial import (
+from hypertune.train.fused import RECURRENT, fit_pack, pack_key
+from hypertune.train.fused.dropout import DropoutMasks
+from hypertune.train.optim import make_optimizer
+from hypertune.train.settings import (
     SECONDS,
     Report,
     Save,
     State,
     TrainSettings,
     batch_count,
-    make_optimizer,
     random_state,
     set_random_state,
     start,
@@ -74,8 +74,8 @@ def fit(
     whichever trainer `settings` names. A non-finite loss ends the trial after reporting it:
     further epochs cannot recover, and the store marks such a trial NAN.
 
-    A model that fuses (:func:`hypertune.fused.pack_key`) draws its dropout masks from its
-    own generator (:mod:`hypertune.masks`), as a member of a fused pack does; in a fused study
+    A model that fuses (:func:`hypertune.train.fused.pack_key`) draws its dropout masks from its
+    own generator (:mod:`.fused.dropout`), as a member of a fused pack does; in a fused study
     (`settings.fused`) it trains as a pack of one (:func:`fit_member`), but for a GRU or LSTM.
 
     `save` is offered the loop's whole state after every epoch but the last; training resumed
@@ -83,7 +83,7 @@ def fit(
     of an uninterrupted run. mltrainer's loop offers none and always starts at epoch 0.
     """
     if settings.trainer == "mltrainer":
-        from hypertune.trainers import fit_mltrainer  # imports mlflow: only when asked for
+        from hypertune.train.mltrainer import fit_mltrainer  # imports mlflow: only when asked for
 
         return fit_mltrainer(config, data, settings, seed, report)
     if settings.fused and pack_key(config, data) is not None and not _recurrent(config):

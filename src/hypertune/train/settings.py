@@ -1,9 +1,9 @@
-"""What both trainers share for one trial: settings, the trainer keys, seeding, the clock,
-the optimizer, the batches and the running best.
+"""What both trainers share for one trial: settings, the trainer keys, seeding, the clock, the
+batches and the running best (the optimizers: :mod:`hypertune.train.optim`).
 
-Both `hypertune.train` (our own loop) and `hypertune.trainers` (mltrainer's) import this module
-and nothing of each other, so one contract holds for both: the same checks, the same warm-up
-before the clock starts, and the same `train_seconds` in every report.
+Both `hypertune.train.loop` (our own loop) and `hypertune.train.mltrainer` (mltrainer's) import
+this module and nothing of each other, so one contract holds for both: the same checks, the
+same warm-up before the clock starts, and the same `train_seconds` in every report.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from hypertune.config import METRICS
 from hypertune.errors import ConfigError
 from hypertune.models import TRAINER_KEYS, TrainerKeys
+from hypertune.train.optim import OPTIMIZERS
 
 Report = Callable[[dict[str, float]], None]
 # A training loop's whole state after an epoch (weights, optimizer, generators, best so far),
@@ -33,7 +33,6 @@ State = dict[str, Any]
 Save = Callable[[Callable[[], State]], None]
 # Reported with each epoch: seconds of this trial's training so far, the warm-up left out.
 SECONDS = "train_seconds"
-OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 @dataclass(frozen=True)
@@ -118,17 +117,6 @@ def warm_up() -> None:
     optimizer = torch.optim.SGD([weight], lr=0.0)
     (weight * 2.0).sum().backward()
     optimizer.step()
-
-
-def make_optimizer(model: nn.Module, keys: TrainerKeys) -> torch.optim.Optimizer:
-    """The optimizer `keys` name, with its learning rate and weight decay."""
-    params = model.parameters()
-    if keys.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=keys.lr, momentum=keys.momentum, weight_decay=keys.weight_decay
-        )
-    optimizer = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[keys.optimizer]
-    return optimizer(params, lr=keys.lr, weight_decay=keys.weight_decay)
 
 
 def batch_count(count: int, batch_size: int) -> int:

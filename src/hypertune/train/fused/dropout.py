@@ -2,7 +2,7 @@
 
 A model's `nn.Dropout` layers draw from torch's global generator, which a fused pack cannot
 share out among its members. hypertune's own training (`hypertune.train.fit_module` and the
-fused packs of `hypertune.fused`) replaces them with :class:`Noise` layers and draws each
+fused packs of `hypertune.train.fused`) replaces them with :class:`Noise` layers and draws each
 step's masks here: member by member, layer by layer, from a generator seeded with the trial's
 seed. A trial thus sees the same masks alone and in any pack.
 """

@@ -3,14 +3,14 @@
 Members of a pack share the data, the epochs, the batch size, the optimizer kind and every model
 key but those of :func:`member_keys`: they may differ in seed, learning rate, weight decay,
 momentum and dropout, and (MLPs, GRUs, LSTMs) in width and depth. Their weights are stacked,
-padded to the pack's widest and deepest member (:mod:`hypertune.padding`), and one step trains
-them all (:mod:`hypertune.pack`), so a pack of 16 small models costs little more per step than
+padded to the pack's widest and deepest member (:mod:`.padding`), and one step trains
+them all (:mod:`.pack`), so a pack of 16 small models costs little more per step than
 one.
 
 Every member keeps its own randomness: its weights are initialised from its seed as a lone trial's
 are, its batch order comes from its own generator, and its dropout masks from another, drawn for
-it alone (:mod:`hypertune.masks`). Its optimizer step is torch's, with its own learning rate,
-weight decay and momentum (:mod:`hypertune.stacked_optim`). So a member trains as it would
+it alone (:mod:`.dropout`). Its optimizer step is torch's, with its own learning rate,
+weight decay and momentum (:mod:`hypertune.train.optim`). So a member trains as it would
 alone, whatever else is in its pack (`hypertune.train.fit_member` trains one as a pack of one),
 and a member whose loss stops being finite is left out of the pack's loss and reported no more,
 while the others train on.
@@ -26,11 +26,11 @@ from typing import Any
 
 import torch
 
-from hypertune import padding
 from hypertune.data import DataBundle
 from hypertune.models import resolve_config
-from hypertune.pack import Pack
-from hypertune.trial import (
+from hypertune.train.fused import padding
+from hypertune.train.fused.pack import Pack
+from hypertune.train.settings import (
     SECONDS,
     Save,
     State,

@@ -1,10 +1,10 @@
 """One fused pack's state: its members' weights stacked (and padded), buffers, generators and
 optimizer, and one training step or evaluation of every member at once.
 
-The forward runs by architecture: an MLP as batched products (:mod:`hypertune.stacked`), a GRU or
-LSTM as batched recurrent steps (:mod:`hypertune.stacked_rnn`), anything else (a CNN) through
+The forward runs by architecture: an MLP as batched products (:mod:`.dense`), a GRU or
+LSTM as batched recurrent steps (:mod:`.recurrent`), anything else (a CNN) through
 `torch.func.vmap`, which needs members of one shape. Where members differ in width or depth
-(:mod:`hypertune.padding`), each gradient is masked to the member's own weights before the step,
+(:mod:`.padding`), each gradient is masked to the member's own weights before the step,
 so the padding never moves from zero.
 """
 
@@ -17,14 +17,14 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from hypertune import padding, stacked, stacked_rnn
 from hypertune.data import DataBundle
-from hypertune.masks import PackMasks
 from hypertune.models import create_model, resolve_config
 from hypertune.models.dense import DenseBlock
 from hypertune.models.recurrent import SequenceClassifier
-from hypertune.stacked_optim import StackedOptimizer
-from hypertune.trial import State, batch_count, trainer_keys
+from hypertune.train.fused import dense, padding, recurrent
+from hypertune.train.fused.dropout import PackMasks
+from hypertune.train.optim import StackedOptimizer
+from hypertune.train.settings import State, batch_count, trainer_keys
 
 Tensors = dict[str, torch.Tensor]
 
@@ -155,17 +155,17 @@ class Pack:
     ) -> torch.Tensor:
         """Every member's logits `[members, batch, classes]` for `x` `[members, batch, ...]`."""
         if isinstance(self.template, SequenceClassifier):
-            return stacked_rnn.forward(self.template, tensors, x, lengths, self.depth, self.width)
-        if stacked.supported(self.template):  # an MLP: batched products, no vmap
+            return recurrent.forward(self.template, tensors, x, lengths, self.depth, self.width)
+        if dense.supported(self.template):  # an MLP: batched products, no vmap
             if self.padded:
-                return stacked.forward_padded(
+                return dense.forward_padded(
                     self.template,  # type: ignore[arg-type]
                     tensors,
                     x,
                     self.depth,
                     self.residual,
                 )
-            return stacked.forward(self.template, tensors, x)
+            return dense.forward(self.template, tensors, x)
         params = {name: tensors[name] for name in self.weights}
         buffers = {name: t for name, t in tensors.items() if name not in self.weights}
         return self._vmapped(params, buffers, x)

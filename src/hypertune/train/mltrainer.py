@@ -24,12 +24,12 @@ from torch import nn
 from hypertune.data import DataBundle
 from hypertune.errors import ConfigError
 from hypertune.models import create_model
-from hypertune.trial import (
+from hypertune.train.optim import make_optimizer
+from hypertune.train.settings import (
     SECONDS,
     Report,
     TrainSettings,
     batch_count,
-    make_optimizer,
     start,
     trainer_keys,
     update_best,

@@ -2,9 +2,9 @@
 
 A pack's template is its members' architecture at the largest width and depth among them. Each
 member's weights are copied into the template's shapes, the rest held at zero: a padded unit
-then reads nothing, sends nothing, and (its gradients masked, `hypertune.fused`) stays zero, so
+then reads nothing, sends nothing, and (its gradients masked, :mod:`.pack`) stays zero, so
 the member computes exactly what it computes alone. A member shallower than its pack reads its
-output at its own last layer (:mod:`hypertune.stacked`, :mod:`hypertune.stacked_rnn`).
+output at its own last layer (:mod:`.dense`, :mod:`.recurrent`).
 
 Where a dimension stacks equal parts (a GRU's three gates, a bidirectional layer's two
 directions), each part is padded on its own: a member's gate `g` of width `h` sits at
