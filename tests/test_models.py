@@ -136,12 +136,10 @@ def _toml(value: Any) -> str:
 
 
 def _readme_tables() -> dict[str, list[tuple[str, str, str]]]:
-    """README's Models section: (key, type, default) rows by the names heading each table."""
+    """docs/models.md: (key, type, default) rows by the names heading each table."""
     from conftest import ROOT
 
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("\n## Models\n") :]
-    section = section[: section.index("\n## ", 1)]
+    section = (ROOT / "docs" / "models.md").read_text()
     tables: dict[str, list[tuple[str, str, str]]] = {}
     names: list[str] = []
     for line in section.splitlines():
@@ -173,5 +171,5 @@ def test_readme_model_tables_match_the_builders_signatures() -> None:
     tables = _readme_tables()
     for name, rows in expected.items():
         table = "\n".join(f"| `{k}` | {t} | `{d}` | ... |" for k, t, d in rows)
-        assert tables.get(name) == rows, f"README's table for {name} should read:\n{table}"
+        assert tables.get(name) == rows, f"docs/models.md's table for {name} should read:\n{table}"
     assert set(tables) == set(expected)
