@@ -11,11 +11,12 @@ import copy
 import math
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hypertune import fields
 from hypertune.errors import ConfigError
 from hypertune.space import SEARCHES, ParamSpec, from_toml, grid_size, parse_assignment
 
@@ -274,7 +275,7 @@ def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     """Validate a TOML-shaped dict into a :class:`StudyConfig`."""
     _check_tables(raw)
     study = raw.get("study", {})
-    name = check_name(_text(study, "study.name", study.get("name", "study")), "study.name")
+    name = check_name(fields.text(study, "study.name", study.get("name", "study")), "study.name")
     scheduler = study.get("scheduler", "fifo")
     if str(scheduler).lower() != "fifo":
         raise ConfigError(
@@ -301,25 +302,27 @@ def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     resources = raw.get("resources", {})
     config = StudyConfig(
         name=name,
-        data=_text(study, "study.data", study.get("data", "digits-seq")),
-        epochs=_positive_int(study, "study.epochs", 10),
+        data=fields.text(study, "study.data", study.get("data", "digits-seq")),
+        epochs=fields.positive_int(study, "study.epochs", 10),
         metric=parse_metric(str(study.get("metric", "valid_loss:min"))),
         search=search,
         # A grid's samples repeat it; a sampled search without `samples` gets a study's worth.
-        samples=_positive_int(study, "study.samples", 1 if search == "grid" else SAMPLED_TRIALS),
-        seeds=_positive_int(study, "study.seeds", 1),
-        trainer=_choice(study, "study.trainer", "hypertune", TRAINERS),
+        samples=fields.positive_int(
+            study, "study.samples", 1 if search == "grid" else SAMPLED_TRIALS
+        ),
+        seeds=fields.positive_int(study, "study.seeds", 1),
+        trainer=fields.choice(study, "study.trainer", "hypertune", TRAINERS),
         model=dict(model),
         space=space,
         data_options=dict(raw.get("data", {})),
-        cpus_per_trial=_resource(resources, "cpus_per_trial", 1.0, minimum=0.0),
-        gpus_per_trial=_resource(resources, "gpus_per_trial", 0.0, minimum=0.0),
-        max_concurrent=_whole(resources, "max_concurrent"),
+        cpus_per_trial=fields.resource(resources, "cpus_per_trial", 1.0, minimum=0.0),
+        gpus_per_trial=fields.resource(resources, "gpus_per_trial", 0.0, minimum=0.0),
+        max_concurrent=fields.whole(resources, "max_concurrent"),
         report=_report_settings(raw.get("report", {})),
-        fuse=_flag(study, "study.fuse", True),
-        retries=_count(study, "study.retries", 2),
-        checkpoint_seconds=_seconds(study, "study.checkpoint_seconds", 10.0),
-        keep_checkpoints=_flag(study, "study.keep_checkpoints", False),
+        fuse=fields.flag(study, "study.fuse", True),
+        retries=fields.count(study, "study.retries", 2),
+        checkpoint_seconds=fields.seconds(study, "study.checkpoint_seconds", 10.0),
+        keep_checkpoints=fields.flag(study, "study.keep_checkpoints", False),
     )
     _check_size(config)
     return config
@@ -376,71 +379,8 @@ def _check_tables(raw: Mapping[str, Any]) -> None:
 def _report_settings(table: Mapping[str, Any]) -> dict[str, Any]:
     settings = dict(table)
     if "agg" in settings:
-        _choice(settings, "report.agg", "mean", AGGREGATES)
+        fields.choice(settings, "report.agg", "mean", AGGREGATES)
     for key in ("metric", "x", "y"):
         if key in settings:
-            _text(settings, f"report.{key}", settings[key])
+            fields.text(settings, f"report.{key}", settings[key])
     return settings
-
-
-def _text(table: Mapping[str, Any], where: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
-    return value.strip()
-
-
-def _positive_int(table: Mapping[str, Any], where: str, default: int) -> int:
-    value = table.get(where.split(".")[-1], default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{where}: expected a whole number >= 1, got {value!r}")
-    return value
-
-
-def _flag(table: Mapping[str, Any], where: str, default: bool) -> bool:
-    """A true/false key."""
-    key = where.rpartition(".")[2]
-    value = table.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    return value
-
-
-def _count(table: Mapping[str, Any], where: str, default: int) -> int:
-    """A whole number >= 0."""
-    value = table.get(where.rpartition(".")[2], default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{where}: expected a whole number >= 0, got {value!r}")
-    return value
-
-
-def _seconds(table: Mapping[str, Any], where: str, default: float) -> float:
-    """A finite number of seconds >= 0."""
-    value = table.get(where.rpartition(".")[2], default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ConfigError(f"{where}: expected a number of seconds >= 0, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(f"{where}: {value} is not a finite number")
-    return float(value)
-
-
-def _choice(table: Mapping[str, Any], where: str, default: str, choices: Sequence[str]) -> str:
-    value = table.get(where.split(".")[-1], default)
-    if value not in choices:
-        raise ConfigError(f"{where}: '{value}' is unknown; choose one of {', '.join(choices)}")
-    return str(value)
-
-
-def _whole(table: Mapping[str, Any], key: str) -> int:
-    value = table.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"resources.{key}: expected a whole number >= 0, got {value!r}")
-    return value
-
-
-def _resource(table: Mapping[str, Any], key: str, default: float, minimum: float) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise ConfigError(f"resources.{key}: expected a number >= {minimum:g}, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(f"resources.{key}: {value} is not a finite number")
-    return float(value)
