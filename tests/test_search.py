@@ -195,7 +195,9 @@ def test_unreachable_cluster_is_refused_before_the_study_exists(tmp_path: Path) 
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")
 def test_grid_runs_every_combination_once_per_seed(tmp_path: Path) -> None:
-    path = run_study(study("seeds", "grid", {"num_layers": [1, 2]}, seeds=2), tmp_path)
+    # Trials alone: fused packs are handed out by their work instead (tests/test_fused.py).
+    config = study("seeds", "grid", {"num_layers": [1, 2]}, seeds=2, fuse=False)
+    path = run_study(config, tmp_path)
     results = pd.read_csv(path / "results.csv")
     assert sorted(zip(results["num_layers"], results["seed"], strict=True)) == [
         (1, 0),
