@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from hypertune.cli import _finish
+from hypertune.cli.commands import _finish
 from hypertune.record import StudyRecord
 from hypertune.report import main_effect, report_content
 from hypertune.report.layout import draw_page

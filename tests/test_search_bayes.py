@@ -109,7 +109,7 @@ def test_a_bayesian_study_with_free_slots_runs_every_trial_asked_for(tmp_path: P
 def test_a_finished_study_with_fewer_trials_says_why_at_the_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], planned: int
 ) -> None:
-    from hypertune.cli import _finish
+    from hypertune.cli.commands import _finish
     from hypertune.store import study_dir, write_results, write_study
     from test_report_page import study_record, trial
 
