@@ -87,3 +87,23 @@ def test_a_fused_pack_continues_bit_for_bit(optimizer: str) -> None:
     assert untimed(rest) == untimed(whole[2:])
     assert not rest[-1][3]  # the diverged member stays ended
     assert last[0] == untimed([whole[-1][0]])[0]
+
+
+def test_a_members_seconds_are_its_share_of_its_packs_time() -> None:
+    data = digits()
+    configs, seeds = members({"architecture": "mlp", "hidden_size": 16, "batch_size": 64})
+    configs[3]["lr"] = 1e30  # diverges after its first epoch
+    whole: list[list[dict[str, float] | None]] = []
+    states = saved_states(
+        lambda save: fit_pack(
+            configs, data, TrainSettings(epochs=EPOCHS), seeds, whole.append, save=save
+        )
+    )
+    last = states[EPOCHS - 1]
+    # The shares add up to the pack's time; a member that ended stops taking any.
+    assert sum(last["shares"]) == pytest.approx(last["seconds"])
+    assert whole[0][3] is not None and whole[1][3] is None
+    ended = whole[0][3]["train_seconds"]
+    assert last["shares"][3] == pytest.approx(ended)
+    training = [whole[EPOCHS - 2][k]["train_seconds"] for k in range(3)]  # type: ignore[index]
+    assert all(ended < share < last["seconds"] for share in training)

@@ -94,8 +94,9 @@ def fit_pack(
     """Train every configuration of one pack (equal :func:`pack_key`) for `settings.epochs`.
 
     Returns each member's last metrics (those of its last epoch), in the order given. Each epoch
-    reports, per member, what `hypertune.train.fit` reports for a lone trial. `resume` and
-    `save`: as for `fit`, one state for the whole pack.
+    reports, per member, what `hypertune.train.fit` reports for a lone trial, its training time
+    being its share of the pack's (each epoch's time split evenly among the members that trained
+    in it). `resume` and `save`: as for `fit`, one state for the whole pack.
     """
     if len(configs) != len(seeds) or not configs:
         raise ValueError("fit_pack: one seed per configuration, and at least one configuration")
@@ -109,17 +110,23 @@ def fit_pack(
     count, size = len(data.y_train), pack.batch_size
     last: list[dict[str, float]] = [{} for _ in configs]
     best: list[dict[str, float]] = [{} for _ in configs]
-    done = 0
+    done, seconds = 0, 0.0
+    # Each member's share of the pack's time: every epoch's seconds split evenly among the
+    # members that trained in it (what a member reports as its training time).
+    shares = [0.0] * len(configs)
     if resume is not None:
         pack.set_state(resume["pack"])
         set_random_state(resume["random"])
         last, best, done = list(resume["metrics"]), list(resume["best"]), resume["epoch"]
-        started -= resume["seconds"]
+        seconds = resume["seconds"]
+        shares = list(resume.get("shares", [seconds / len(configs)] * len(configs)))
+        started -= seconds
 
     def state(epoch: int, seconds: float) -> State:
         return {
             "epoch": epoch,
             "seconds": seconds,
+            "shares": list(shares),
             "pack": pack.get_state(),
             "random": random_state(),
             "best": best,
@@ -129,7 +136,10 @@ def fit_pack(
     for number in range(done + 1, settings.epochs + 1):
         train_losses = pack.train_epoch(count, size)
         valid_losses, accuracies = pack.evaluate()
-        seconds = time.perf_counter() - started
+        previous, seconds = seconds, time.perf_counter() - started
+        trained = [k for k in range(len(configs)) if pack.active[k]]
+        for k in trained:
+            shares[k] += (seconds - previous) / len(trained)
         epoch: list[dict[str, float] | None] = []
         for k in range(len(configs)):
             if not pack.active[k]:
@@ -143,7 +153,7 @@ def fit_pack(
             best[k] = update_best(best[k], metrics)
             metrics.update({f"{name}_best": v for name, v in best[k].items()})
             last[k] = metrics
-            epoch.append({**metrics, SECONDS: seconds})
+            epoch.append({**metrics, SECONDS: shares[k]})
             if not all(math.isfinite(metrics[name]) for name in ("train_loss", "valid_loss")):
                 pack.active[k] = False  # ends after this report, as a lone trial does
         if save is not None and any(pack.active) and number < settings.epochs:
