@@ -140,22 +140,11 @@ def fit_pack(
         trained = [k for k in range(len(configs)) if pack.active[k]]
         for k in trained:
             shares[k] += (seconds - previous) / len(trained)
-        epoch: list[dict[str, float] | None] = []
-        for k in range(len(configs)):
-            if not pack.active[k]:
-                epoch.append(None)
-                continue
-            metrics = {
-                "train_loss": train_losses[k],
-                "valid_loss": valid_losses[k],
-                "accuracy": accuracies[k],
-            }
-            best[k] = update_best(best[k], metrics)
-            metrics.update({f"{name}_best": v for name, v in best[k].items()})
-            last[k] = metrics
-            epoch.append({**metrics, SECONDS: shares[k]})
-            if not all(math.isfinite(metrics[name]) for name in ("train_loss", "valid_loss")):
-                pack.active[k] = False  # ends after this report, as a lone trial does
+        epoch = [
+            _member_epoch(pack, k, (train_losses[k], valid_losses[k], accuracies[k]), best, last)
+            for k in range(len(configs))
+        ]
+        epoch = [None if m is None else {**m, SECONDS: shares[k]} for k, m in enumerate(epoch)]
         if save is not None and any(pack.active) and number < settings.epochs:
             save(functools.partial(state, number, seconds))
         if report is not None:
@@ -163,3 +152,24 @@ def fit_pack(
         if not any(pack.active):
             break
     return last
+
+
+def _member_epoch(
+    pack: Pack,
+    k: int,
+    numbers: tuple[float, float, float],
+    best: list[dict[str, float]],
+    last: list[dict[str, float]],
+) -> dict[str, float] | None:
+    """Member `k`'s metrics after an epoch (its running best and last updated), or None for a
+    member that had ended; a member whose loss stops being finite ends after this report, as a
+    lone trial does."""
+    if not pack.active[k]:
+        return None
+    metrics = dict(zip(("train_loss", "valid_loss", "accuracy"), numbers, strict=True))
+    best[k] = update_best(best[k], metrics)
+    metrics.update({f"{name}_best": v for name, v in best[k].items()})
+    last[k] = metrics
+    if not all(math.isfinite(metrics[name]) for name in ("train_loss", "valid_loss")):
+        pack.active[k] = False
+    return metrics
