@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -104,6 +104,31 @@ def test_study_runs_on_a_cluster_through_address(
     assert len(results) == 2 and set(results["status"]) == {"TERMINATED"}
     # The trials ran in workers of the cluster's node, not on a Ray the driver started itself.
     assert list(session.glob("session_*/logs/worker-*"))
+
+
+@pytest.mark.slow  # Ray's client retries for about 20 s before it gives up
+@pytest.mark.parametrize("mode", [{}, {"RAY_AUTH_MODE": "token"}], ids=["plain", "token-mode"])
+def test_a_cluster_that_refuses_the_token_is_one_line_and_leaves_no_study(
+    ray_head: tuple[str, Path, dict[str, str]],
+    tiny_study: Path,
+    tmp_path: Path,
+    mode: dict[str, str],
+) -> None:
+    address, _, _ = ray_head
+    # A client as a user's machine without the head's token: no RAY_AUTH_TOKEN, no token file.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(tmp_path), **mode)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "hypertuner.py"), "run", str(tiny_study), "--smoke",
+         "--address", address],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: --address: the Ray cluster at {address} refused this client")
+    assert "(no token here)" in last and "cannot reach" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "runs" / "tiny").exists()  # the name stays free
 
 
 CLUSTER_STUDY = """

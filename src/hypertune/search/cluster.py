@@ -100,8 +100,10 @@ def start(address: str | None, num_cpus: int | None = None) -> bool:
             configure_logging=True,
             **options,
         )
-    except ConnectionError as exc:
-        raise StudyError(f"--address: cannot reach a Ray cluster at {target} ({exc})") from exc
+    except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
+        # Without a token Ray refuses at once where RAY_AUTH_MODE=token is set here, and
+        # otherwise retries for about 20 s and says only that it failed to connect.
+        raise StudyError(_refused(str(target), exc)) from None
     finally:
         if kept is not None:
             signal.signal(signal.SIGTERM, kept)
@@ -110,6 +112,32 @@ def start(address: str | None, num_cpus: int | None = None) -> bool:
         session = Path(context.get_temp_dir()) / context.get_session_name()
         _local.update(session=session)
     return True
+
+
+def _refused(target: str, exc: Exception) -> str:
+    """Why joining the cluster at `target` failed, as one line.
+
+    A HOST:PORT that :func:`check_address` reached and that still fails to connect is a
+    cluster that refused this client: with Ray's token authentication, a missing or wrong
+    token."""
+    _, sep, port = target.rpartition(":")
+    checked = sep and "://" not in target and port.isdigit()
+    if not checked and not isinstance(exc, ray.exceptions.AuthenticationError):
+        return f"--address: cannot reach a Ray cluster at {target} ({exc})"
+    token = [
+        where
+        for where, present in (
+            ("RAY_AUTH_TOKEN", bool(os.environ.get("RAY_AUTH_TOKEN"))),
+            ("RAY_AUTH_TOKEN_PATH", bool(os.environ.get("RAY_AUTH_TOKEN_PATH"))),
+            ("~/.ray/auth_token", (Path.home() / ".ray" / "auth_token").is_file()),
+        )
+        if present
+    ]
+    which = f"the token of {token[0]} is not the cluster's" if token else "no token here"
+    return (
+        f"--address: the Ray cluster at {target} refused this client ({which}); copy the "
+        "head's ~/.ray/auth_token here or set RAY_AUTH_TOKEN to it (docs/cluster.md)"
+    )
 
 
 def _callers_sigterm_handler() -> Callable[..., Any] | None:

@@ -61,9 +61,16 @@ def run_study(
     preflight(config, data)
     cluster.check_address(address)
     cluster.check_local_resources(config, address)
-    path = store.create_study_dir(storage, config.name)
-    with store.study_lock(path):
-        _first_run(config, data, path, address, progress, mlflow, code)
+    # A cluster is joined before anything is written: one that refuses this client (its token)
+    # leaves no study behind, and the name stays free.
+    joined = cluster.start(address) if cluster.ray_address(address) else False
+    try:
+        path = store.create_study_dir(storage, config.name)
+        with store.study_lock(path):
+            _first_run(config, data, path, address, progress, mlflow, code)
+    finally:
+        if joined:
+            cluster.stop()
     return path
 
 
