@@ -193,12 +193,20 @@ def test_no_searched_parameter_is_a_clear_error(
     assert err.startswith("error: study 'none' searched no parameters")
 
 
-def test_one_pair_asked_for_draws_only_that_pair(tmp_path: Path) -> None:
+def test_a_pair_asked_for_leads_the_page_and_nothing_is_deleted(tmp_path: Path) -> None:
     make_study(tmp_path / "runs", "pair", grid_rows(), ["lr", "hidden_size", "dropout"])
-    assert report(tmp_path, "pair", "--x", "dropout", "--y", "lr") == 0
+    assert report(tmp_path, "pair") == 0
     out = tmp_path / "out" / "pair"
-    assert sorted(p.name for p in out.glob("*.png")) == ["heatmap_dropout__lr.png"]
-    assert "How do dropout and lr interact" in (out / "report.md").read_text()
+    before = sorted(p.name for p in out.glob("*.png"))
+    assert report(tmp_path, "pair", "--x", "dropout", "--y", "lr") == 0
+    pictures = sorted(p.name for p in out.glob("*.png"))
+    assert "heatmap_dropout__lr.png" in pictures and "pairs.png" in pictures
+    assert len(pictures) == len(before) == 4  # three pairs and pairs.png, as before
+    text = (out / "report.md").read_text()
+    assert "How do dropout and lr interact" in text
+    verdict = next(line for line in text.splitlines() if line.startswith("**Verdict:**"))
+    assert verdict.endswith("Shown first: dropout x lr, as asked.")
+    assert "strongest main effects" not in verdict
     check_one_a4_page(out / "report.pdf")
 
 

@@ -134,9 +134,9 @@ def report_content(
                 "trials are not independent draws: p-values come from shuffling the metric "
                 "over the trials' settings, not from the F distribution."
             )
-        others = [] if x and y else [
-            (str(r.x), str(r.y)) for r in ranking.itertuples() if {r.x, r.y} != set(lead)
-        ]  # fmt: skip
+        # Every pair is drawn, whichever leads: a report led by the pair asked for (--x/--y)
+        # replaces the study's earlier report with nothing missing.
+        others = [(str(r.x), str(r.y)) for r in ranking.itertuples() if {r.x, r.y} != set(lead)]
     infos = {
         (px, py): heatmap_info(results, px, py, metric, agg, full_budget_only)
         for px, py in [lead, *others]
@@ -310,7 +310,7 @@ def write_report(
                 write_heatmap(info, path, content.direction, note=note, limits=content.limits,
                               best_trial=marked.get((px, py)))
             )  # fmt: skip
-        if len(params) >= 2 and not (x and y):
+        if len(params) >= 2:
             pair_infos = {
                 (px, py): content.infos.get((px, py))
                 or heatmap_info(results, px, py, content.metric, content.agg, full_budget_only)
