@@ -272,7 +272,7 @@ def test_best_trial_is_the_finished_trial_with_the_best_objective() -> None:
 
 
 def test_the_lead_sentence_says_why_a_pair_is_shown_only_where_there_was_a_choice() -> None:
-    from hypertune.report.page import _lead
+    from hypertune.report.verdicts import lead_and_summary as _lead
 
     def ranking(*pairs: tuple[str, str, float, float]) -> pd.DataFrame:
         rows = [
@@ -312,3 +312,21 @@ def test_an_adaptive_study_says_how_its_verdict_was_reached(search: str, said: s
     plain = report_content(study_record("g", ["lr", "hidden_size", "dropout"]), results)
     assert "shuffling" not in plain.summary
     assert not any("permutation" in m for m in plain.ranking["method"])
+
+
+def test_a_one_seed_two_parameter_grid_says_what_it_cannot_test(tmp_path: Path) -> None:
+    # Depth matters at 32 units and hardly at 128 (the gestures study's shape), one seed.
+    loss = [[0.33, 0.07, 0.012], [0.12, 0.075, 0.012], [0.093, 0.069, 0.05]]
+    rng = np.random.default_rng(0)
+    rows = [
+        trial(n, loss[i][j] + 0.005 * rng.standard_normal(), num_layers=i + 1, hidden_size=h)
+        for n, (i, (j, h)) in enumerate(itertools.product(range(3), enumerate([32, 64, 128])))
+    ]
+    make_study(tmp_path / "runs", "one", rows, ["num_layers", "hidden_size"])
+    assert report(tmp_path, "one") == 0
+    text = (tmp_path / "out" / "one" / "report.md").read_text()
+    verdict = next(line for line in text.splitlines() if line.startswith("**Verdict:**"))
+    assert "only a product-shaped interaction can be tested" in verdict
+    assert "--seeds 2 or more" in verdict
+    assert "interaction 0.00" not in text  # no share of 0 for what was not tested
+    assert "no product-shaped interaction (tukey's 1-df test, p = " in text.lower()

@@ -73,6 +73,12 @@ INTERACTS, NOISE, TOO_FEW = "interacts", "not above noise", "too few trials"
 VERDICTS = (INTERACTS, NOISE, TOO_FEW)
 # How an adaptive study's p-values were reached (the method column says it).
 PERMUTATION, UNTESTED = "permutation p", "not testable by permutation"
+# Without repeats a two-parameter grid can only be tested for a product-shaped interaction.
+TUKEY_METHOD = "Tukey 1-df"
+PRODUCT_ONLY = (
+    "without repeats only a product-shaped interaction can be tested (Tukey's 1-df test); "
+    "run with --seeds 2 or more to test any kind"
+)
 COLUMNS = [
     "x", "y", "interaction", "main_x", "main_y", "low", "high", "p_value", "verdict",
     "method", "trials", "cells", "error_df", "noise_sd",
@@ -152,7 +158,7 @@ def _pair(
     )
     candidates += [
         ("pair ANOVA", [*mains, (x, y)], (x, y)),
-        ("Tukey 1-df", [*mains, (TUKEY, x, y)], (TUKEY, x, y)),
+        (TUKEY_METHOD, [*mains, (TUKEY, x, y)], (TUKEY, x, y)),
     ]
     row: dict[str, Any] = {"x": x, "y": y, "trials": len(design.response)}
     for method, terms, term in candidates:

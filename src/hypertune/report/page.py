@@ -20,8 +20,9 @@ from hypertune.errors import ReportError
 from hypertune.record import StudyRecord, TrialStatus
 from hypertune.report.files import publish
 from hypertune.report.frame import ColourScale, HeatmapInfo, heatmap_info, main_effect
-from hypertune.report.interaction import INTERACTS, TOO_FEW, interaction_scores, main_strengths
+from hypertune.report.interaction import TOO_FEW, interaction_scores, main_strengths
 from hypertune.report.plot import heatmap_path, shared_scale, write_heatmap, write_pairs
+from hypertune.report.verdicts import caption, lead_and_summary
 
 SMALL_PANELS = 3
 PAIRS_FILE = "pairs.png"
@@ -127,7 +128,7 @@ def report_content(
         adaptive = record.search in ADAPTIVE
         ranking = interaction_scores(results, metric, params, full_budget_only, adaptive)
         wanted = (x, y) if x and y else (settings.get("x"), settings.get("y"))
-        lead, summary = _lead(ranking, wanted)
+        lead, summary = lead_and_summary(ranking, wanted)
         if adaptive and (ranking["verdict"] != TOO_FEW).any():
             summary += (
                 f" {ADAPTIVE[record.search]} placed each trial by the ones before it, so the "
@@ -163,7 +164,7 @@ def report_content(
         total=len(results),
         planned=max(record.trials_planned or 0, len(results)),
         infos=infos,
-        notes={pair: _note(ranking, pair, i) for pair, i in infos.items()},
+        notes={pair: caption(ranking, pair, i) for pair, i in infos.items()},
         mains=mains,
         scale=shared_scale(infos.values(), direction),
     )
@@ -171,92 +172,6 @@ def report_content(
 
 # Searchers that place each trial by the results before it, by the name the page gives them.
 ADAPTIVE = {"bayes": "Bayesian optimisation", "hyperopt": "TPE"}
-
-
-def _lead(ranking: pd.DataFrame, wanted: tuple[Any, Any]) -> tuple[tuple[str, str | None], str]:
-    """The lead pair and the sentence that says what the ranking found."""
-    pairs = len(ranking)
-    tested = int((ranking["verdict"] != TOO_FEW).sum())
-    trials = int(ranking["trials"].max())
-    found = ranking[ranking["verdict"] == INTERACTS]
-    if len(found):
-        top = found.iloc[0]
-        summary = (
-            f"{len(found)} of {_count(pairs, 'pair')} interact"
-            f"{'s' if len(found) == 1 else ''} beyond noise; the strongest is "
-            f"{top['x']} x {top['y']}."
-        )
-        lead: tuple[str, str | None] = (str(top["x"]), str(top["y"]))
-    else:
-        strengths = main_strengths(ranking)
-        first, second = sorted(strengths, key=lambda p: -strengths[p])[:2]
-        row = next(r for r in ranking.itertuples() if {r.x, r.y} == {first, second})
-        lead = (str(row.x), str(row.y))  # as the ranking orders the pair
-        more = f" ({pairs - tested} more with too few trials)" if tested < pairs else ""
-        shown = (
-            ""  # two parameters: there was no pair to choose
-            if pairs == 1
-            else f"Shown first: the two strongest main effects, {first} and {second}."
-            if strengths[first] > 0
-            else f"No main effect stands out either; shown first: {first} and {second}."
-        )
-        if wanted[0] and wanted[1]:
-            shown = f"Shown first: {wanted[0]} x {wanted[1]}, as asked."
-        summary = (
-            f"No pair interacts beyond noise: {_count(tested, 'pair')} tested on "
-            f"{_count(trials, 'trial')}{more}. {shown}"
-        ).strip()
-        if tested == 0:
-            summary = (
-                f"Too few trials to test any interaction: {_count(pairs, 'pair')}, "
-                f"{_count(trials, 'trial')}. {shown}"
-            ).strip()
-    if wanted[0] and wanted[1]:
-        lead = (str(wanted[0]), str(wanted[1]))
-        if len(found) and set(lead) != {str(found.iloc[0]["x"]), str(found.iloc[0]["y"])}:
-            summary += f" Shown first: {wanted[0]} x {wanted[1]}, as asked."
-    return lead, summary
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-def _note(ranking: pd.DataFrame | None, pair: tuple[str, str | None], info: HeatmapInfo) -> str:
-    """A heatmap's verdict caption: its interaction with interval and p, and whether the
-    whole heatmap is within noise."""
-    if ranking is None or pair[1] is None:
-        return ""
-    x, y = pair
-    match = ranking[((ranking["x"] == x) & (ranking["y"] == y))
-                    | ((ranking["x"] == y) & (ranking["y"] == x))]  # fmt: skip
-    if match.empty:
-        return ""
-    row = match.iloc[0]
-    if row["verdict"] == TOO_FEW:
-        return "too few trials to test the interaction"
-    text = (
-        f"{row['verdict']}: interaction {row['interaction']:.2f} "
-        f"(95% {row['low']:.2f}–{row['high']:.2f}), p = {row['p_value']:.2g}"
-    )
-    if _within_noise(info, float(row["noise_sd"]), float(row["error_df"])):
-        text += "; all cells within noise"
-    return text
-
-
-def _within_noise(info: HeatmapInfo, noise_sd: float, error_df: float) -> bool:
-    """True when the best and worst cells differ by less than the least significant
-    difference of their means (t test at 95%, the model's residual standard deviation)."""
-    from scipy import stats
-
-    values = info.values.to_numpy(dtype=float)
-    counts = info.counts.to_numpy(dtype=float)
-    if np.isnan(values).all() or not (noise_sd > 0 and error_df > 0):
-        return False
-    low, high = np.nanargmin(values), np.nanargmax(values)
-    n_low, n_high = counts.ravel()[low], counts.ravel()[high]
-    lsd = stats.t.ppf(0.975, error_df) * noise_sd * np.sqrt(1 / n_low + 1 / n_high)
-    return bool(values.ravel()[high] - values.ravel()[low] < lsd)
 
 
 def _best_facts(
