@@ -172,6 +172,22 @@ def test_main_effect_intervals_stay_in_the_metric_range() -> None:
     loss = main_effect(results, "a", "valid_loss")
     assert (loss["low"] >= 0).all()
     assert loss["mean"].tolist() == pytest.approx([0.91 / 3, 1.52 / 3])
+    # Seconds cannot be negative either (a plain t interval went below 0 here).
+    seconds = main_effect(results.assign(seconds=[0.1, 0.1, 3.0, 0.1, 0.2, 2.5]), "a", "seconds")
+    assert seconds.loc[1, "low"] == 0.0 and (seconds["low"] >= 0).all()
+
+
+def test_a_parameter_that_took_one_value_gets_no_main_effect_panel(tmp_path: Path) -> None:
+    rows = [
+        trial(n, 0.3 + 0.1 * a + 0.05 * b, a=a, b=b, c=0.5)
+        for n, (a, b) in enumerate(itertools.product([1, 2, 3], [1, 2]))
+    ]
+    make_study(tmp_path / "runs", "smoky", rows, ["a", "b", "c"])
+    assert report(tmp_path, "smoky") == 0
+    page = " ".join(
+        PdfReader(tmp_path / "out" / "smoky" / "report.pdf").pages[0].extract_text().split()
+    )
+    assert "main effect of c" not in page
 
 
 def report_set(folder: Path) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from hypertune.config import AGGREGATES, METRIC_COLUMNS
+from hypertune.config import AGGREGATES, METRIC_BOUNDS, METRIC_COLUMNS
 from hypertune.errors import ReportError
 from hypertune.record import TrialStatus
 from hypertune.store import LEADING, TRAILING
@@ -273,10 +273,11 @@ def describe(excluded: dict[str, int]) -> str:
 
 
 def metric_bounds(metric: str) -> tuple[float, float]:
-    """The range a metric can take: accuracy in [0, 1], losses >= 0, others unbounded."""
+    """The range a metric can take (:data:`hypertune.config.METRIC_BOUNDS`: accuracy in
+    [0, 1]; losses, seconds and epochs >= 0); any other loss >= 0, the rest unbounded."""
     base = metric.removesuffix("_best")
-    if base == "accuracy":
-        return 0.0, 1.0
+    if base in METRIC_BOUNDS:
+        return METRIC_BOUNDS[base]
     if base.endswith("loss"):
         return 0.0, float("inf")
     return float("-inf"), float("inf")

@@ -116,8 +116,10 @@ def _draw_small(sub: Any, content: ReportContent) -> None:
         ax.xaxis.label.set_size(7)
         ax.yaxis.label.set_size(7)
     # Panels no other pair needs show main effects, strongest first (the others pooled).
-    names = [n for n in content.mains if content.lead[1] is None or n not in content.lead]
-    names = (names or list(content.mains))[: SMALL_PANELS - len(pairs)]
+    # A parameter that took one value has no effect to show (a --smoke study's page).
+    varied = [n for n in content.mains if len(content.mains[n]) > 1]
+    names = [n for n in varied if content.lead[1] is None or n not in content.lead]
+    names = (names or varied)[: SMALL_PANELS - len(pairs)]
     for ax, name in zip(axes[len(pairs) :], names, strict=False):
         effect = content.mains[name]
         label = axis_label(content.infos[content.lead], name)
