@@ -217,6 +217,14 @@ def test_a_plan_shares_the_work_out_over_the_slots() -> None:
     assert [len(p) for p in alone] == [1] * 16
 
 
+def test_a_small_study_still_fuses_when_its_work_is_shared_out() -> None:
+    config = study(space={"lr": [0.001, 0.01, 0.1], "hidden_size": [16]}, study={"seeds": 1})
+    plan = packs.plan(trial_points(config), config, digits(), slots=2)
+    # A pack of two is more than one slot's share of three trials' work, but splitting it would
+    # leave every trial alone.
+    assert sorted(len(p) for p in plan) == [1, 2]
+
+
 def test_a_pack_pads_each_member_at_most_by_the_bound() -> None:
     config, data = study(space={"hidden_size": [8, 9, 512]}), digits()
     wide = {"lr": 0.001, "hidden_size": 512, SEED_KEY: 0}
@@ -245,10 +253,10 @@ def test_recurrent_members_of_one_width_share_a_pack_whatever_their_depth() -> N
     config = from_dict(raw)
     plan = packs.plan(trial_points(config), config, load_dataset("digits-seq"), slots=2)
     # A layer runs only for the members that have it: depth costs nothing, width does. The
-    # widest three are more than one of two slots' share of the work: the deepest trains apart.
+    # widest three are more than one of two slots' share of the work, but a split would leave
+    # a trial alone: one pack per width, the heaviest first.
     assert [[(m["num_layers"], m["hidden_size"]) for m in p] for p in plan] == [
-        [(3, 64)],
-        [(1, 64), (2, 64)],
+        [(1, 64), (2, 64), (3, 64)],
         [(1, 8), (2, 8), (3, 8)],
     ]
 

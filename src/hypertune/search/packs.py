@@ -9,8 +9,9 @@ per example, these models do a few multiply-adds per weight): :data:`PADDING_BOU
 which is idle most of a small step, :data:`CPU_PADDING_BOUND` on a CPU, which pays for padding
 in full (measured: packs of one width train the default study's GRUs in 25% less time than alone,
 packs that mix widths take longer than alone). On a CPU a pack also holds what keeps one step cheap
-and the slots busy: at most :data:`CPU_PACK` members and :data:`CPU_PACK_PARAMETERS` weights, and
-no more than one slot's share of the study's work (padded weights again). On a GPU a pack holds
+and the slots busy: at most :data:`CPU_PACK` members and :data:`CPU_PACK_PARAMETERS` weights,
+and no more than one slot's share of the study's work (padded weights again) where it can be
+split without leaving a trial alone (:func:`_balance`). On a GPU a pack holds
 as many as fit, up to :data:`GPU_PACK`. The plan depends only on the study, its data and the
 slots it was made for, which study.json records, so a resumed study finds the same packs under
 the same numbers.
@@ -35,6 +36,7 @@ CPU_PACK = 16  # members of one pack on a CPU: beyond it a step gains little
 CPU_PACK_PARAMETERS = 4_000_000  # weights of one CPU pack, all members together (padded)
 GPU_PACK = 64
 GPU_PACK_PARAMETERS = 200_000_000  # with Adam, about 3 GB of float32 state per pack
+MIN_SPLIT = 2  # members of each half of a CPU pack split to share the work (see _balance)
 # A member's padded work over its own, at most (see above).
 PADDING_BOUND = 2.0
 CPU_PADDING_BOUND = 1.25
@@ -99,21 +101,18 @@ def _balance(
 ) -> list[list[int]]:
     """CPU packs that share the study's work out over the slots: a pack heavier than one slot's
     even share would keep its slot busy while the others wait, so it is split in two, its
-    members dealt by weight, until no pack of more than one member is."""
+    members dealt in turn by weight, while both halves keep at least two members (a trial
+    alone loses what fusing saves, which the weights do not count)."""
     share = sum(map(work, packs)) / max(1, slots)
     packs = list(packs)
-    while packs:
-        heavy = max(packs, key=work)
-        if len(heavy) == 1 or work(heavy) <= share:
-            break
-        halves: tuple[list[int], list[int]] = ([], [])
-        for n in sorted(heavy, key=lambda n: -work([n])):
-            min(halves, key=work).append(n)
-        if not halves[1]:
-            break  # weightless members: nothing to share
+    while True:
+        splittable = [p for p in packs if len(p) >= 2 * MIN_SPLIT and work(p) > share]
+        if not splittable:
+            return packs
+        heavy = max(splittable, key=work)
+        ranked = sorted(heavy, key=lambda n: -work([n]))  # dealt in turn, heaviest first
         packs.remove(heavy)
-        packs += halves
-    return packs
+        packs += [ranked[0::2], ranked[1::2]]
 
 
 def _key(values: Mapping[str, Any], config: StudyConfig, data: DataBundle) -> Any:
