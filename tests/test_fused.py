@@ -250,15 +250,23 @@ def test_recurrent_members_of_one_width_share_a_pack_whatever_their_depth() -> N
     raw["model"] = {"architecture": "gru"}
     raw["space"] = {"num_layers": [1, 2, 3], "hidden_size": [8, 64]}
     raw["study"] = {**raw["study"], "data": "digits-seq", "seeds": 1}
-    config = from_dict(raw)
-    plan = packs.plan(trial_points(config), config, load_dataset("digits-seq"), slots=2)
-    # A layer runs only for the members that have it: depth costs nothing, width does. The
-    # widest three are more than one of two slots' share of the work, but a split would leave
-    # a trial alone: one pack per width, the heaviest first.
-    assert [[(m["num_layers"], m["hidden_size"]) for m in p] for p in plan] == [
-        [(1, 64), (2, 64), (3, 64)],
-        [(1, 8), (2, 8), (3, 8)],
+    config, data = from_dict(raw), load_dataset("digits-seq")
+    cells = [
+        [(m["num_layers"], m["hidden_size"]) for m in p]
+        for p in packs.plan(
+            trial_points(config), dataclasses.replace(config, gpus_per_trial=0.5), data, slots=2
+        )
     ]
+    # A layer runs only for the members that have it: depth costs nothing, width does.
+    assert cells == [[(1, 8), (2, 8), (3, 8)], [(1, 64), (2, 64), (3, 64)]]
+    # On a CPU a GRU of more than 16 units trains faster alone (torch's module, in C++).
+    cpu = packs.plan(trial_points(config), config, data, slots=2)
+    assert sorted(len(p) for p in cpu) == [1, 1, 1, 1, 2]  # the three narrow ones: two slots
+    assert {m["hidden_size"] for p in cpu if len(p) == 2 for m in p} == {8}
+    wide = [p for p in trial_points(config) if p["hidden_size"] == 64]
+    assert packs.describe([], wide, config, data).endswith(
+        "on a CPU a gru of more than 16 units trains faster alone"
+    )
 
 
 def test_trials_with_and_without_dropout_share_their_packs() -> None:
