@@ -68,7 +68,7 @@ def test_show_of_a_study_without_finished_trials_says_so(
     assert capsys.readouterr().err.strip() == "study tf2: no finished trials yet (running)"
 
 
-@pytest.mark.parametrize("damage", ["empty tuner.pkl", "no ray folder"])
+@pytest.mark.parametrize("damage", ["empty tuner.pkl", "no ray folder", "other packs"])
 @pytest.mark.usefixtures("ray_session")
 def test_resume_runs_the_rest_from_the_record_where_rays_state_is_damaged(
     tiny_study: Path, tmp_path: Path, damage: str
@@ -83,6 +83,9 @@ def test_resume_runs_the_rest_from_the_record_where_rays_state_is_damaged(
     write_study(path, record)
     if damage == "empty tuner.pkl":
         (path / "ray" / "tuner.pkl").write_bytes(b"")  # as a full disk left it
+    elif damage == "other packs":  # as another version of hypertune planned them
+        record.packs = {"slots": 2, "count": 3, "largest": 2}
+        write_study(path, record)
     else:
         shutil.move(path / "ray", tmp_path / "ray-elsewhere")
     resume_study(storage, "tiny")

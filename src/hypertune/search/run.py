@@ -231,7 +231,17 @@ def _run_trials(
             record.name,
             origin,
         )
-    tuner = _restored(path / store.RAY_DIR, trainable, recorder) if restore and not origin else None
+    replanned = restore and _replanned(plan, record, slots)
+    if replanned:
+        log.warning(
+            "study '%s' started with other fused packs (%s; now %s, planned by another version "
+            "of hypertune): the trials results.csv does not hold run as a new experiment",
+            record.name,
+            record.packs,
+            packs.summary(plan, int(record.packs.get("slots", slots))),
+        )
+    restorable = restore and not origin and not replanned
+    tuner = _restored(path / store.RAY_DIR, trainable, recorder) if restorable else None
     if tuner is not None:
         try:
             tuner.fit()  # errored trials are recorded, not raised (fail_fast=False)
@@ -251,6 +261,14 @@ def _run_trials(
     tuner = _new_tuner(config, trainable, path, slots, callbacks, points, plan, experiment)
     tuner.fit()
     return recorder
+
+
+def _replanned(plan: list[list[dict[str, Any]]], record: StudyRecord, slots: int) -> bool:
+    """Whether the packs planned now differ from those the study recorded when it started: Ray's
+    state then names packs by numbers that no longer hold the same members."""
+    if not record.packs:
+        return False
+    return packs.summary(plan, int(record.packs.get("slots", slots))) != record.packs
 
 
 def _restored(ray_dir: Path, trainable: Any, recorder: ResultRecorder) -> Any:
