@@ -8,19 +8,8 @@
 - :mod:`hypertune.train.fused`: many trials trained as one batched model.
 """
 
-from hypertune.train.loop import (
-    SECONDS,
-    Report,
-    Save,
-    State,
-    TrainSettings,
-    check_config,
-    evaluate,
-    fit,
-    fit_member,
-    fit_module,
-    warm_up,
-)
+from hypertune.train.loop import check_config, evaluate, fit, fit_member, fit_module
+from hypertune.train.settings import SECONDS, Report, Save, State, TrainSettings, warm_up
 
 __all__ = [
     "SECONDS",

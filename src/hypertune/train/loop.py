@@ -33,23 +33,7 @@ from hypertune.train.settings import (
     start,
     trainer_keys,
     update_best,
-    warm_up,
 )
-
-# Re-exported: callers of `fit` take its settings and report names from here.
-__all__ = [
-    "SECONDS",
-    "Report",
-    "Save",
-    "State",
-    "TrainSettings",
-    "check_config",
-    "evaluate",
-    "fit",
-    "fit_member",
-    "fit_module",
-    "warm_up",
-]
 
 
 def check_config(config: Mapping[str, Any]) -> None:
