@@ -29,7 +29,12 @@ def test_each_member_of_a_fused_study_is_its_own_trial(tmp_path: Path) -> None:
     config = from_dict(RAW)
     path = run_study(config, tmp_path)
     record = json.loads((path / "study.json").read_text())
-    assert record["packs"] == {"slots": 2, "count": 2, "largest": 3}
+    assert {k: record["packs"][k] for k in ("slots", "count", "largest")} == {
+        "slots": 2,
+        "count": 2,
+        "largest": 3,
+    }
+    assert len(record["packs"]["digest"]) == 16  # which points each pack holds
     results = read_results(tmp_path, "fused")  # floats read back exactly
     assert len(results) == 6 and results["trial_id"].is_unique
     assert set(results["status"]) == {"TERMINATED"} and (results["epochs"] == 2).all()

@@ -20,6 +20,8 @@ finds the same packs under the same numbers.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -72,20 +74,28 @@ def plan(
     def weights(model: Mapping[str, Any]) -> int:
         key = repr(sorted(model.items()))
         if key not in counted:
-            counted[key] = _weights(model, data)
+            try:
+                counted[key] = _weights(model, data)
+            except Exception:  # built (and failed) as a trial of its own
+                counted[key] = 1
         return counted[key]
 
     models = [_model(v) for v in values]
+    bound = PADDING_BOUND if config.gpus_per_trial > 0 else CPU_PADDING_BOUND
     packs: list[list[int]] = []
-    for members in groups.values():
-
-        def most(padded: int, count: int = len(members)) -> int:
+    for key, members in groups.items():
+        if key[0] == "alone":
+            packs.append(list(members))
+            continue
+        for cluster in _clusters(members, [models[n] for n in members], weights, bound):
+            template = padding.template_config([models[n] for n in cluster])
+            size = pack_size(len(cluster), weights(template), config, slots)
             # As many as the limits allow, evened out: 36 in 12 + 12 + 12, not 16 + 16 + 4.
-            size = pack_size(count, padded, config, slots)
-            return math.ceil(count / math.ceil(count / size))
-
-        bound = PADDING_BOUND if config.gpus_per_trial > 0 else CPU_PADDING_BOUND
-        packs += _pack_group(members, [models[n] for n in members], weights, most, bound)
+            count = math.ceil(len(cluster) / size)
+            share, extra = divmod(len(cluster), count)
+            for i in range(count):
+                start = i * share + min(i, extra)
+                packs.append(cluster[start : start + share + (1 if i < extra else 0)])
 
     def work(pack: Sequence[int]) -> int:
         template = padding.template_config([models[n] for n in pack]) if pack else {}
@@ -149,31 +159,29 @@ def _recurrent_alone_on_cpu(
     return None
 
 
-def _pack_group(
+def _clusters(
     members: Sequence[int],
     models: Sequence[Mapping[str, Any]],
     weights: Callable[[Mapping[str, Any]], int],
-    most: Callable[[int], int],
     bound: float,
 ) -> list[list[int]]:
-    """One group's members (point numbers, each with its model's keys) in packs: the largest
-    first, each pack filled while each member's padded work stays within `bound` times its own
-    and the pack's size within `most(template weights)`."""
+    """One group's members (point numbers, each with its model's keys) in clusters that may
+    share packs: the largest first, each cluster taking the next largest while every member's
+    padded work stays within `bound` times its own; members ordered largest first."""
     order = sorted(range(len(members)), key=lambda i: -weights(models[i]))
-    packs: list[list[int]] = []
+    clusters: list[list[int]] = []
     while order:
-        pack = [order.pop(0)]
+        cluster = [order.pop(0)]
         for i in list(order):
-            trial = [*pack, i]
+            trial = [*cluster, i]
             template = padding.template_config([models[j] for j in trial])
             own = [weights(models[j]) for j in trial]
             computed = [weights(padding.computed_config(models[j], template)) for j in trial]
-            fits = len(trial) <= most(weights(template))
-            if fits and padding.work_ratio(own, computed) <= bound:
-                pack.append(i)
+            if padding.work_ratio(own, computed) <= bound:
+                cluster.append(i)
                 order.remove(i)
-        packs.append([members[i] for i in pack])
-    return packs
+        clusters.append([members[i] for i in cluster])
+    return clusters
 
 
 def _model(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,16 +196,22 @@ def pack_size(members: int, weights: int, config: StudyConfig, slots: int) -> in
     """The most members one pack of this group may hold (at least 1)."""
     if config.gpus_per_trial > 0:
         limit, budget = GPU_PACK, GPU_PACK_PARAMETERS
-    else:
+    else:  # the slots' share of the work: _balance
         limit, budget = CPU_PACK, CPU_PACK_PARAMETERS
-        members = math.ceil(members / max(1, slots))  # every slot gets a pack
     return max(1, min(members, limit, budget // max(1, weights)))
 
 
 def summary(packs: Sequence[Sequence[Point]], slots: int) -> dict[str, Any]:
-    """What study.json records of a plan: the slots it was made for, the number of packs and
-    the members of the largest."""
-    return {"slots": slots, "count": len(packs), "largest": max(map(len, packs), default=0)}
+    """What study.json records of a plan: the slots it was made for, the number of packs, the
+    members of the largest, and a digest of which points each pack holds (a resumed study
+    restores Ray's trials only where the plan made now has the same digest)."""
+    text = json.dumps([list(pack) for pack in packs], sort_keys=True, default=str)
+    return {
+        "slots": slots,
+        "count": len(packs),
+        "largest": max(map(len, packs), default=0),
+        "digest": hashlib.sha256(text.encode()).hexdigest()[:16],
+    }
 
 
 def describe(

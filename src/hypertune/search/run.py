@@ -26,8 +26,8 @@ from hypertune.record import FAILED, StudyRecord, StudyState
 from hypertune.search import cluster, packs
 from hypertune.search.code import load_recorded_code, load_study_code
 from hypertune.search.domains import bayes_domains, to_domain
-from hypertune.search.order import costliest_first, trial_points
 from hypertune.search.packs import PACK_KEY
+from hypertune.search.plan import is_replanned, study_plan
 from hypertune.search.recorder import SEED_KEY, Progress, ProgressFn, ResultRecorder, live_recorder
 from hypertune.search.rest import experiment_name, mark_origin, moved_from, remaining
 from hypertune.search.trainable import make_trainable
@@ -62,7 +62,8 @@ def run_study(
     cluster.check_address(address)
     cluster.check_local_resources(config, address)
     # A cluster is joined before anything is written: one that refuses this client (its token)
-    # leaves no study behind, and the name stays free.
+    # leaves no study behind, and the name stays free. A taken name is refused first.
+    store.check_new_study(storage, config.name)
     joined = cluster.start(address) if cluster.ray_address(address) else False
     try:
         path = store.create_study_dir(storage, config.name)
@@ -170,34 +171,6 @@ def _execute(
         remove_checkpoints(path / store.RAY_DIR)
 
 
-def _plan(
-    config: StudyConfig,
-    data: DataBundle,
-    path: Path,
-    record: StudyRecord,
-    slots: int,
-    restore: bool,
-) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
-    """A grid or random study's trials in the order they are handed out, and its fused packs
-    (empty where no two trials train together).
-
-    The packs are planned for the slots of the study's first run, which study.json records,
-    so a resumed study finds the same packs under the same numbers.
-    """
-    if config.search not in ("grid", "random"):
-        return [], []
-    points = costliest_first(trial_points(config), config, data)
-    if restore and not record.packs:
-        return points, []  # it ran unfused
-    plan = packs.plan(points, config, data, int(record.packs.get("slots", slots)))
-    if all(len(pack) == 1 for pack in plan) and not record.packs:
-        return points, []
-    if not record.packs:  # recorded before the first trial starts: resume needs it
-        record.packs = packs.summary(plan, slots)
-        store.write_study(path, record)
-    return points, plan
-
-
 def _run_trials(
     config: StudyConfig,
     data: DataBundle,
@@ -213,7 +186,7 @@ def _run_trials(
     (it cannot be restored, or the restored experiment fails in Ray's own code), the trials
     that results.csv does not hold run as a new experiment (`_rest`).
     """
-    points, plan = _plan(config, data, path, record, slots, restore)
+    points, plan = study_plan(config, data, path, record, slots, restore)
 
     def recorder_of(plan: list[list[dict[str, Any]]]) -> tuple[ResultRecorder, Any]:
         recorder = ResultRecorder(
@@ -231,7 +204,7 @@ def _run_trials(
             record.name,
             origin,
         )
-    replanned = restore and _replanned(plan, record, slots)
+    replanned = restore and is_replanned(plan, record, slots)
     if replanned:
         log.warning(
             "study '%s' started with other fused packs (%s; now %s, planned by another version "
@@ -261,14 +234,6 @@ def _run_trials(
     tuner = _new_tuner(config, trainable, path, slots, callbacks, points, plan, experiment)
     tuner.fit()
     return recorder
-
-
-def _replanned(plan: list[list[dict[str, Any]]], record: StudyRecord, slots: int) -> bool:
-    """Whether the packs planned now differ from those the study recorded when it started: Ray's
-    state then names packs by numbers that no longer hold the same members."""
-    if not record.packs:
-        return False
-    return packs.summary(plan, int(record.packs.get("slots", slots))) != record.packs
 
 
 def _restored(ray_dir: Path, trainable: Any, recorder: ResultRecorder) -> Any:
