@@ -7,11 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from hypertune import store
+from hypertune.config import StudyConfig
+from hypertune.data import DataBundle
 from hypertune.errors import StudyError
 from hypertune.record import TrialRecord
+from hypertune.search import packs
 from hypertune.search.code import load_recorded_code
-from hypertune.space import decode_config
-from hypertune.train import TrainSettings, fit
+from hypertune.search.order import costliest_first, trial_points
+from hypertune.space import SEED_KEY, decode_config
+from hypertune.train import TrainSettings, fit, fit_member
 
 SHOWN_IDS = 10  # trial ids an error lists before "..."
 
@@ -48,8 +52,19 @@ def rerun_trial(
         trainer=config.trainer,
         fused=bool(record.packs),  # a member of a fused study reruns as a pack of one
     )
-    metrics = fit(trial, data, settings, seed=recorded.seed)
+    point = {**searched, SEED_KEY: recorded.seed}
+    if record.packs and _in_a_pack(point, config, data, int(record.packs.get("slots", 1))):
+        # As its pack trained it (a GRU or LSTM member too, which alone trains as torch's module).
+        metrics = fit_member(trial, data, settings, recorded.seed)
+    else:
+        metrics = fit(trial, data, settings, seed=recorded.seed)
     return metrics, recorded
+
+
+def _in_a_pack(point: dict[str, Any], config: StudyConfig, data: DataBundle, slots: int) -> bool:
+    """Whether the study's plan (made again as it was made) put `point` in a pack with others."""
+    plan = packs.plan(costliest_first(trial_points(config), config, data), config, data, slots)
+    return any(len(pack) > 1 and point in pack for pack in plan)
 
 
 def _native(value: Any) -> Any:

@@ -47,6 +47,7 @@ FUSED_ARCHITECTURES = ("mlp", "cnn", "gru", "lstm")
 RECURRENT = ("gru", "lstm")  # the only ones that read sequences of varying length
 # What members of one pack may differ in (besides the seed), whatever the architecture.
 MEMBER_KEYS = ("lr", "weight_decay", "momentum", "dropout")
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 # One epoch of a pack: each member's metrics, or None for a member that has ended.
 PackReport = Callable[[list[dict[str, float] | None]], None]
@@ -68,6 +69,8 @@ def pack_key(config: Mapping[str, Any], data: DataBundle) -> tuple[Any, ...] | N
     if architecture in RECURRENT and resolved["dropout"] > 0 and resolved["num_layers"] > 1:
         return None  # torch's GRU/LSTM draws its dropout between layers from the global stream
     keys = trainer_keys(config)
+    if max(keys.lr, keys.weight_decay, keys.momentum) > FLOAT32_MAX:
+        return None  # torch's optimizer refuses such a number at its first step: alone, it fails
     free = member_keys(resolved)
     model = tuple(sorted((k, v) for k, v in resolved.items() if k not in free))
     return (*model, ("optimizer", keys.optimizer), ("batch_size", keys.batch_size))
