@@ -118,7 +118,7 @@ class StudyRecord:
     params: list[str]  # the searched parameters, in results.csv's column order
     data: dict[str, Any]  # `DataBundle.summary()`: name, sizes, shapes, fingerprint
     trials_planned: int | None = None
-    # How a grid or random study's trials were packed (`hypertune.search.packs.plan_summary`):
+    # How a grid or random study's trials were packed (`hypertune.search.packs.summary`):
     # the slots the plan was made for, the pack count and sizes; empty where none trained fused.
     packs: dict[str, Any] = field(default_factory=dict)
     mlflow: bool = False

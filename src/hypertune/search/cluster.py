@@ -135,8 +135,9 @@ def _refused(target: str, exc: Exception) -> str:
     ]
     which = f"the token of {token[0]} is not the cluster's" if token else "no token here"
     return (
-        f"--address: the Ray cluster at {target} refused this client ({which}); copy the "
-        "head's ~/.ray/auth_token here or set RAY_AUTH_TOKEN to it (docs/cluster.md)"
+        f"--address: the Ray cluster at {target} did not accept this client ({which}; or "
+        "it is not a Ray address); copy the head's ~/.ray/auth_token here or set "
+        "RAY_AUTH_TOKEN to it (docs/cluster.md)"
     )
 
 

@@ -161,11 +161,11 @@ def train_pack(
     checkpoints = _Checkpoints(every, lambda: {"latest": latest})  # its epochs counted
 
     def epoch(results: Sequence[dict[str, float] | None]) -> dict[str, Any]:
-        seconds = 0.0
         for k, metrics in enumerate(results):
             if metrics is not None:
                 latest[k] = {**metrics, EPOCHS: latest[k][EPOCHS] + 1}
-                seconds = metrics[SECONDS]
+        # The pack's own time: the sum of its members' shares (those that ended included).
+        seconds = sum(float(m.get(SECONDS, 0.0)) for m in latest)
         return pack_result(latest, metric, seconds)
 
     def train(put: Callable[[Any], None]) -> None:
