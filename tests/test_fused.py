@@ -303,10 +303,10 @@ def test_trials_with_and_without_dropout_share_their_packs() -> None:
 
 def test_a_pack_never_exceeds_the_cpu_limits() -> None:
     config = study()
-    assert packs.pack_size(100, 1_000, config, slots=1) == packs.CPU_PACK
-    assert packs.pack_size(100, packs.CPU_PACK_PARAMETERS // 3, config, slots=1) == 3
-    assert packs.pack_size(5, 10**9, config, slots=1) == 1
-    assert packs.pack_size(7, 1_000, config, slots=2) == 7  # the slots' share: _balance
+    assert packs.pack_size(100, 1_000, config) == packs.CPU_PACK
+    assert packs.pack_size(100, packs.CPU_PACK_PARAMETERS // 3, config) == 3
+    assert packs.pack_size(5, 10**9, config) == 1
+    assert packs.pack_size(7, 1_000, config) == 7  # the slots' share: _balance
 
 
 def test_a_study_says_how_its_trials_train() -> None:

@@ -37,16 +37,25 @@ def check_address(address: str | None) -> None:
         StudyError: nothing listens at the address given or in RAY_ADDRESS.
     """
     target = ray_address(address) or ""
-    host, sep, port = target.rpartition(":")
-    if not sep or "://" in target or not port.isdigit():
+    reached = _host_port(target)
+    if reached is None:
         return  # no address, "auto", "local", or a ray:// client address: Ray decides
     try:
-        socket.create_connection((host, int(port)), timeout=3).close()
+        socket.create_connection(reached, timeout=3).close()
     except OSError as exc:
         raise StudyError(
             f"--address: cannot reach a Ray cluster at {target} ({exc.strerror or exc}); "
             "start one with `ray start --head` or check the address"
         ) from exc
+
+
+def _host_port(target: str) -> tuple[str, int] | None:
+    """A HOST:PORT address as the pair to connect to; None for anything else ("auto", "local",
+    a ray:// client address), where Ray decides."""
+    host, sep, port = target.rpartition(":")
+    if not sep or "://" in target or not port.isdigit():
+        return None
+    return host, int(port)
 
 
 # Memory one trial's process may take (torch, Ray, the data, the model, with room to spare):
@@ -120,8 +129,7 @@ def _refused(target: str, exc: Exception) -> str:
     A HOST:PORT that :func:`check_address` reached and that still fails to connect is a
     cluster that refused this client: with Ray's token authentication, a missing or wrong
     token."""
-    _, sep, port = target.rpartition(":")
-    checked = sep and "://" not in target and port.isdigit()
+    checked = _host_port(target) is not None  # check_address reached it
     if not checked and not isinstance(exc, ray.exceptions.AuthenticationError):
         return f"--address: cannot reach a Ray cluster at {target} ({exc})"
     token = [

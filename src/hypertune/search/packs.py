@@ -89,7 +89,7 @@ def plan(
             continue
         for cluster in _clusters(members, [models[n] for n in members], weights, bound):
             template = padding.template_config([models[n] for n in cluster])
-            size = pack_size(len(cluster), weights(template), config, slots)
+            size = pack_size(len(cluster), weights(template), config)
             # As many as the limits allow, evened out: 36 in 12 + 12 + 12, not 16 + 16 + 4.
             count = math.ceil(len(cluster) / size)
             share, extra = divmod(len(cluster), count)
@@ -192,7 +192,7 @@ def _model(values: Mapping[str, Any]) -> dict[str, Any]:
         return dict(values)
 
 
-def pack_size(members: int, weights: int, config: StudyConfig, slots: int) -> int:
+def pack_size(members: int, weights: int, config: StudyConfig) -> int:
     """The most members one pack of this group may hold (at least 1)."""
     if config.gpus_per_trial > 0:
         limit, budget = GPU_PACK, GPU_PACK_PARAMETERS

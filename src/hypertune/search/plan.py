@@ -16,6 +16,15 @@ from hypertune.search import packs
 from hypertune.search.order import costliest_first, trial_points
 
 
+def planned(
+    config: StudyConfig, data: DataBundle, slots: int
+) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
+    """The trials in the order they are handed out and the packs planned for `slots`: what a
+    study's first run planned, made again the same way (`rerun` asks which pack a trial had)."""
+    points = costliest_first(trial_points(config), config, data)
+    return points, packs.plan(points, config, data, slots)
+
+
 def study_plan(
     config: StudyConfig,
     data: DataBundle,
@@ -32,10 +41,9 @@ def study_plan(
     """
     if config.search not in ("grid", "random"):
         return [], []
-    points = costliest_first(trial_points(config), config, data)
     if restore and not record.packs:
-        return points, []  # it ran unfused
-    plan = packs.plan(points, config, data, int(record.packs.get("slots", slots)))
+        return costliest_first(trial_points(config), config, data), []  # it ran unfused
+    points, plan = planned(config, data, int(record.packs.get("slots", slots)))
     if all(len(pack) == 1 for pack in plan) and not record.packs:
         return points, []
     if not record.packs:  # recorded before the first trial starts: resume needs it

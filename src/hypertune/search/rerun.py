@@ -11,9 +11,8 @@ from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import StudyError
 from hypertune.record import TrialRecord
-from hypertune.search import packs
 from hypertune.search.code import load_recorded_code
-from hypertune.search.order import costliest_first, trial_points
+from hypertune.search.plan import planned
 from hypertune.space import SEED_KEY, decode_config
 from hypertune.train import TrainSettings, fit, fit_member
 
@@ -63,7 +62,7 @@ def rerun_trial(
 
 def _in_a_pack(point: dict[str, Any], config: StudyConfig, data: DataBundle, slots: int) -> bool:
     """Whether the study's plan (made again as it was made) put `point` in a pack with others."""
-    plan = packs.plan(costliest_first(trial_points(config), config, data), config, data, slots)
+    _, plan = planned(config, data, slots)
     return any(len(pack) > 1 and point in pack for pack in plan)
 
 
