@@ -57,6 +57,8 @@ def test_each_trial_logs_its_metrics_per_epoch_to_tensorboard(tmp_path: Path) ->
     path = run_study(study("tb", "grid", {"hidden_size": [4, 8]}, epochs=2), tmp_path)
     event_files = sorted((path / "ray").glob("*/metrics/events.out.tfevents.*"))
     assert len(event_files) == 2  # one per trial, in a subfolder of the trial's folder
+    # and no other: Tune adds no TensorBoard logger of its own (each curve drawn once)
+    assert sorted((path / "ray").rglob("events.out.tfevents.*")) == event_files
     for event_file in event_files:
         tags = scalar_tags(event_file)
         assert tags["valid_loss"] == [1, 2]

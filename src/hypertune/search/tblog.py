@@ -6,30 +6,33 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ray.tune.logger import LoggerCallback
+from ray.tune.logger import TBXLoggerCallback
 from tensorboardX import SummaryWriter
 
 from hypertune.search.epochs import finite_metrics, reported_epochs
 
-# Each trial's event file lives in this subfolder of the trial's folder: a second writer in the
-# trial folder itself (Tune's own TensorBoard logger, where it runs) would corrupt both files.
+# Each trial's event file lives in this subfolder of the trial's folder (where earlier versions
+# also had Tune's own event file of every result field).
 SUBFOLDER = "metrics"
 
 
-class MetricsTensorBoard(LoggerCallback):
+class MetricsTensorBoard(TBXLoggerCallback):
     """hypertune's metrics of every trial as TensorBoard scalars, flushed when a trial ends.
 
-    Ray's own logger writes every numeric field of every result (timers, pids, counters) and
-    flushes the event file after each epoch; with epochs of a few milliseconds that disk
-    traffic runs in the driver on the same cores as the trials. This one writes only
-    :data:`~hypertune.config.METRIC_COLUMNS` to `<trial folder>/metrics/`, tagged with the
-    metric's name (``valid_loss``, as results.csv calls it), and lets tensorboardX flush in the
-    background. A value that is not finite (a diverged trial's NaN loss) is left out: a NaN
-    point draws nothing, and tensorboardX would warn of each one on stderr. The members of a
-    fused pack each get their own folder, `<trial folder>/metrics/<member's trial id>/`.
+    It stands in for Ray's own TensorBoard logger: Tune adds its :class:`TBXLoggerCallback` to a
+    run only where none is among the callbacks, and with both every curve was drawn twice
+    (``valid_loss`` and ``ray/tune/valid_loss``). Ray's logger writes every numeric field of
+    every result (timers, pids, counters) and flushes the event file after each epoch; with
+    epochs of a few milliseconds that disk traffic runs in the driver on the same cores as the
+    trials. This one writes only :data:`~hypertune.config.METRIC_COLUMNS` to
+    `<trial folder>/metrics/`, tagged with the metric's name (``valid_loss``, as results.csv
+    calls it), and lets tensorboardX flush in the background. A value that is not finite (a
+    diverged trial's NaN loss) is left out: a NaN point draws nothing, and tensorboardX would
+    warn of each one on stderr. The members of a fused pack each get their own folder,
+    `<trial folder>/metrics/<member's trial id>/`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # not Ray's: its writers and results by trial go unused
         # Open writers by trial id and subfolder (one trial may keep several event files).
         self.writers: dict[tuple[str, str], SummaryWriter] = {}
         self.steps: dict[str, int] = {}  # a pack member's last logged epoch, by its trial id
@@ -54,6 +57,9 @@ class MetricsTensorBoard(LoggerCallback):
         """Flush and close every writer of `trial`."""
         for key in [key for key in self.writers if key[0] == trial.trial_id]:
             self.writers.pop(key).close()
+
+    def log_trial_start(self, trial: Any) -> None:
+        pass  # a writer opens with the trial's first result (Ray's would open one here)
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         # A fused pack: each member's curves in a folder of its own, named by its trial id.

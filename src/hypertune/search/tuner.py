@@ -27,8 +27,8 @@ def loggers(
     """TensorBoard logs of the metrics (in each trial folder's metrics/), and MLflow runs (in
     storage/<name>/mlflow) when the study asked for them; `packs`: the study's fused packs.
 
-    Tune adds its own loggers beside these (progress.csv, result.json and an event file of every
-    result field in each trial folder).
+    Tune adds its own CSV and JSON loggers beside these (progress.csv, result.json in each
+    trial folder); the TensorBoard logger here takes the place of Tune's own.
     """
     tensorboard: list[Any] = [MetricsTensorBoard()]
     if not record.mlflow:
