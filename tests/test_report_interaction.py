@@ -11,9 +11,9 @@ from pandas.testing import assert_frame_equal
 from scipy import stats
 
 from hypertune.errors import ReportError
-from hypertune.report import interaction_scores
+from hypertune.report import interaction_scores, main_effects
 
-SHARES = ["interaction", "main_x", "main_y", "low", "high"]
+SHARES = ["interaction", "low", "high"]
 
 
 def grid(metric, seeds: int = 1, noise: float = 0.05, seed: int = 0) -> pd.DataFrame:
@@ -57,7 +57,6 @@ def check_ranges(table: pd.DataFrame) -> None:
     estimated = table.dropna(subset=["interaction"])
     assert (estimated["low"] <= estimated["interaction"]).all()
     assert (estimated["interaction"] <= estimated["high"]).all()
-    assert (estimated[["interaction", "main_x", "main_y"]].sum(axis=1) <= 1 + 1e-9).all()
 
 
 def additive(a, b, c):
@@ -129,12 +128,18 @@ def test_balanced_two_by_two_matches_the_anova_by_hand() -> None:
             rows.append({"status": "TERMINATED", "a": a, "b": b, "m": mean + delta})
     table = interaction_scores(pd.DataFrame(rows), "m", ["a", "b"])
     row = table.iloc[0]
-    assert row["main_y"] == pytest.approx((32 - 0.5) / 60)
-    assert row["main_x"] == pytest.approx((18 - 0.5) / 60)
     assert row["interaction"] == pytest.approx((8 - 0.5) / 60)
     assert row["p_value"] == pytest.approx(stats.f.sf(16.0, 1, 4))
     assert row["error_df"] == 4
     assert row["low"] < row["interaction"] < row["high"]
+    # The main effects come from the same two-way fit, in one ranking for the study.
+    mains = main_effects(pd.DataFrame(rows), "m", ["a", "b"]).set_index("parameter")
+    assert mains.index.tolist() == ["b", "a"]  # strongest first
+    assert mains.loc["b", "share"] == pytest.approx((32 - 0.5) / 60)
+    assert mains.loc["a", "share"] == pytest.approx((18 - 0.5) / 60)
+    assert mains.loc["b", "p_value"] == pytest.approx(stats.f.sf(64.0, 1, 4))
+    assert (mains["low"] < mains["share"]).all() and (mains["share"] < mains["high"]).all()
+    assert set(mains["method"]) == {"two-way ANOVA"}
 
 
 def test_random_search_finds_the_planted_pair_and_not_the_noise() -> None:
@@ -182,6 +187,49 @@ def test_p_values_match_statsmodels_anova_holm_adjusted() -> None:
     assert got == pytest.approx(expected, rel=1e-6)
 
 
+def test_main_effects_are_one_ranking_from_the_two_way_fit_as_statsmodels_has_it() -> None:
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.anova import anova_lm
+
+    results = grid(product, seeds=2, noise=0.3)
+    fit = ols("valid_loss ~ (C(a) + C(b) + C(c)) ** 2", data=results).fit()
+    anova = anova_lm(fit, typ=2)
+    total = float(((results["valid_loss"] - results["valid_loss"].mean()) ** 2).sum())
+    mains = main_effects(results, "valid_loss", ["a", "b", "c"]).set_index("parameter")
+    for name in ("a", "b", "c"):
+        term = anova.loc[f"C({name})"]
+        share = max(term["sum_sq"] - term["df"] * fit.mse_resid, 0.0) / total
+        assert mains.loc[name, "share"] == pytest.approx(share, rel=1e-6, abs=1e-12)
+        assert mains.loc[name, "p_value"] == pytest.approx(term["PR(>F)"], rel=1e-6)
+        assert mains.loc[name, "low"] <= mains.loc[name, "share"] <= mains.loc[name, "high"]
+    assert mains["share"].is_monotonic_decreasing
+    assert mains["share"].sum() <= 1
+
+
+def test_a_study_too_small_for_interactions_ranks_main_effects_additively() -> None:
+    # 12 trials of a 3 x 4 grid: the two-way model leaves no error, the additive one 6 df.
+    results = grid(additive).query("c == 'x'")
+    mains = main_effects(results, "valid_loss", ["a", "b"])
+    assert set(mains["method"]) == {"additive ANOVA"}
+    assert mains["parameter"].tolist() == ["a", "b"]  # 2a spans 4, log b spans 2.1
+    fixed = main_effects(results.assign(d=1), "valid_loss", ["a", "b", "d"])
+    assert fixed.iloc[-1][["parameter", "share", "low", "p_value"]].isna().tolist()[1:] == [
+        True, True, True,
+    ]  # fmt: skip
+    assert fixed.iloc[-1]["parameter"] == "d"  # one value: nothing to estimate, ranked last
+    sparse = main_effects(random_study(5, interaction=0.0), "valid_loss")
+    assert sparse["share"].isna().all() and (sparse["high"] == 1).all()
+
+
+def test_many_valued_parameters_are_named_as_quadratic_fits() -> None:
+    results = random_study(60, interaction=1.0)
+    table = interaction_scores(results, "valid_loss")
+    assert set(table["method"]) == {"two-way ANOVA, hidden_size, lr as quadratic"}
+    mains = main_effects(results, "valid_loss")
+    assert set(mains["method"]) == {"two-way ANOVA, hidden_size, lr as quadratic"}
+    assert mains.iloc[0]["parameter"] == "lr"  # the planted main effect
+
+
 def test_params_default_to_the_non_metric_columns() -> None:
     table = interaction_scores(grid(product), "valid_loss")
     assert sorted(zip(table["x"], table["y"], strict=True)) == [("a", "b"), ("a", "c"), ("b", "c")]
@@ -189,7 +237,9 @@ def test_params_default_to_the_non_metric_columns() -> None:
 
 def test_constant_metric_is_not_above_noise_and_one_parameter_is_refused() -> None:
     table = interaction_scores(grid(lambda a, b, c: 1.0, noise=0.0), "valid_loss", ["a", "b"])
-    assert table.iloc[0][["interaction", "main_x", "main_y"]].tolist() == [0.0, 0.0, 0.0]
+    assert table.iloc[0]["interaction"] == 0.0
+    constant = grid(lambda a, b, c: 1.0, noise=0.0)
+    assert main_effects(constant, "valid_loss", ["a", "b"])["share"].tolist() == [0.0, 0.0]
     assert table.iloc[0]["verdict"] == "not above noise"
     with pytest.raises(ReportError, match="two searched parameters"):
         interaction_scores(grid(additive), "valid_loss", ["a"])
@@ -200,7 +250,7 @@ def test_constant_metric_is_not_above_noise_and_one_parameter_is_refused() -> No
 def test_an_adaptive_study_is_tested_by_shuffles_and_still_finds_a_planted_pair() -> None:
     planted = interaction_scores(random_study(60, interaction=1.0), "valid_loss", adaptive=True)
     assert verdicts(planted)[("lr", "hidden_size")] == "interacts"
-    assert set(planted["method"]) == {"two-way ANOVA, permutation p"}
+    assert set(planted["method"]) == {"two-way ANOVA, hidden_size, lr as quadratic, permutation p"}
     # 1999 shuffles: no p below 1/2000 before Holm's adjustment over the three pairs.
     assert planted["p_value"].min() == pytest.approx(3 / 2000)
     none = interaction_scores(random_study(60, interaction=0.0), "valid_loss", adaptive=True)

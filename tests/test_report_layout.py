@@ -249,3 +249,66 @@ def test_a_report_killed_midway_leaves_one_complete_set(tmp_path: Path) -> None:
     leftovers = [p.name for p in folder.parent.iterdir() if p.name != "kill"]
     assert report(tmp_path, "kill") == 0
     assert [p.name for p in folder.parent.iterdir()] == ["kill"], leftovers
+
+
+def random4_study() -> tuple[StudyRecord, pd.DataFrame]:
+    """As `run random4.toml`: an MLP, five parameters, random search, 24 trials."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for n in range(24):
+        lr, dropout = float(10 ** rng.uniform(-4, -1)), float(rng.uniform(0.0, 0.5))
+        batchnorm = bool(rng.integers(2))
+        hidden, layers = int(rng.choice([16, 32, 64])), int(rng.choice([1, 2, 3]))
+        loss = 0.15 + 0.08 * abs(np.log10(lr) + 2.5) + 0.1 * dropout * (not batchnorm)
+        params = {"lr": lr, "dropout": dropout, "batchnorm": batchnorm, "hidden_size": hidden,
+                  "num_layers": layers}  # fmt: skip
+        rows.append(trial(n, float(loss + 0.02 * rng.standard_normal()), **params))
+    params = ["lr", "dropout", "batchnorm", "hidden_size", "num_layers"]
+    return study_record("random4", params, search="random", architecture="mlp"), pd.DataFrame(rows)
+
+
+def check_every_cell_labelled(fig: Any, infos: list[Any]) -> None:
+    """Each heatmap of `fig` (in the order of `infos`) shows every drawn cell's value."""
+    from hypertune.report.plot import CELL_LABEL
+
+    heatmaps = [ax for ax in fig.axes if any(t.get_gid() == CELL_LABEL for t in ax.texts)]
+    assert len(heatmaps) == len(infos)
+    for ax, info in zip(heatmaps, infos, strict=True):
+        shown = {
+            (int(t.get_position()[1]), int(t.get_position()[0])): t.get_text().split("\n")[0]
+            for t in ax.texts
+            if t.get_gid() == CELL_LABEL and t.get_visible() and t.get_text()
+        }
+        values = info.values.to_numpy(dtype=float)
+        drawn = {(int(i), int(j)) for i, j in zip(*np.nonzero(~np.isnan(values)), strict=True)}
+        assert set(shown) == drawn, f"cells without their value: {sorted(drawn - set(shown))}"
+        for (i, j), text in shown.items():
+            assert text in (f"{values[i, j]:.3g}", f"{values[i, j]:.2g}"), (text, values[i, j])
+
+
+def test_a_random_search_page_labels_every_cell_and_nothing_overlaps() -> None:
+    plt = pyplot()
+    meta, results = random4_study()
+    content = report_content(meta, results, metric="accuracy")
+    # The test's model is named where its picture is: binned axes were fitted as quadratics.
+    assert content.lead == ("lr", "dropout")
+    assert content.notes[content.lead].endswith(
+        "tested with lr and dropout as quadratic, not binned"
+    )
+    assert set(content.ranking["method"]) == {"pair ANOVA, dropout, lr as quadratic"}
+    page = draw_page(content)
+    try:
+        shown = [content.infos[p] for p in [content.lead, *content.others[:3]]]
+        check_every_cell_labelled(page, shown)
+        check_layout(page)
+    finally:
+        plt.close(page)
+    infos = {pair: content.infos[pair] for pair in itertools.combinations(meta.params, 2)}
+    pairs = draw_pairs(infos, meta.params, "max")
+    try:
+        fit_cell_labels(pairs)
+        order = [(meta.params[c], meta.params[r + 1]) for r in range(4) for c in range(r + 1)]
+        check_every_cell_labelled(pairs, [infos[p] for p in order])
+        check_layout(pairs)
+    finally:
+        plt.close(pairs)

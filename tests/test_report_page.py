@@ -143,12 +143,20 @@ def test_seeded_grid_report_is_one_page_and_matches_results(tmp_path: Path) -> N
     assert "How do lr and hidden_size interact on valid_loss_best?" in text
     assert "**Verdict:** 1 of 3 pairs interacts beyond noise" in text
     first = table_rows(text)[0]
-    assert first[0] == "lr x hidden_size" and first[6] == "interacts"
+    assert first[0] == "lr x hidden_size" and first[4] == "interacts"
+    # One ranking of main effects, each parameter once, from one fit of all trials.
+    mains = table_rows(text, "## Which parameters matter?")
+    assert sorted(r[0] for r in mains) == ["dropout", "hidden_size", "lr"]
+    assert [float(r[1]) for r in mains] == sorted((float(r[1]) for r in mains), reverse=True)
+    assert {r[4] for r in mains} == {"two-way ANOVA"}
+    for row in mains:
+        low, high = map(float, row[2].split("–"))
+        assert 0 <= low <= float(row[1]) <= high <= 1
 
 
-def table_rows(text: str) -> list[list[str]]:
-    """The interaction table of report.md, as lists of cells."""
-    body = text.split("## Which pairs interact?")[1].split("\n\n")[2]
+def table_rows(text: str, section: str = "## Which pairs interact?") -> list[list[str]]:
+    """A table of report.md (the interaction table by default), as lists of cells."""
+    body = text.split(section)[1].split("\n\n")[2]
     return [[c.strip() for c in line.strip("|").split("|")] for line in body.splitlines()[2:]]
 
 
@@ -274,24 +282,21 @@ def test_best_trial_is_the_finished_trial_with_the_best_objective() -> None:
 def test_the_lead_sentence_says_why_a_pair_is_shown_only_where_there_was_a_choice() -> None:
     from hypertune.report.verdicts import lead_and_summary as _lead
 
-    def ranking(*pairs: tuple[str, str, float, float]) -> pd.DataFrame:
-        rows = [
-            {"x": x, "y": y, "main_x": a, "main_y": b, "verdict": "not above noise", "trials": 9}
-            for x, y, a, b in pairs
-        ]
+    def ranking(*pairs: tuple[str, str]) -> pd.DataFrame:
+        rows = [{"x": x, "y": y, "verdict": "not above noise", "trials": 9} for x, y in pairs]
         return pd.DataFrame(rows)
 
-    two = ranking(("lr", "width", 0.4, 0.2))
-    lead, summary = _lead(two, (None, None))
+    # One ranking of main effects for the study, from one fit (importance.main_effects).
+    strengths = {"lr": 0.4, "width": 0.2, "depth": 0.01}
+    two = ranking(("lr", "width"))
+    lead, summary = _lead(two, (None, None), strengths)
     assert lead == ("lr", "width") and "Shown first" not in summary
     assert summary == "No pair interacts beyond noise: 1 pair tested on 9 trials."
-    three = ranking(
-        ("lr", "width", 0.4, 0.2), ("lr", "depth", 0.4, 0.01), ("width", "depth", 0.2, 0.01)
-    )
-    assert _lead(three, (None, None))[1].endswith(
+    three = ranking(("lr", "width"), ("lr", "depth"), ("width", "depth"))
+    assert _lead(three, (None, None), strengths)[1].endswith(
         "Shown first: the two strongest main effects, lr and width."
     )
-    lead, summary = _lead(three, ("depth", "width"))
+    lead, summary = _lead(three, ("depth", "width"), strengths)
     assert lead == ("depth", "width") and summary.endswith("Shown first: depth x width, as asked.")
 
 

@@ -1,9 +1,14 @@
 """Which pairs of hyperparameters interact, how much, and how sure we can be.
 
-Every searched parameter is a factor with the levels the heatmaps draw: grid values as they
-are, more than MAX_LEVELS distinct numbers (random, Bayesian or TPE search) in the same
-quantile bins. The trials are fitted by least squares (statsmodels OLS) with one of these
-models, the first whose residual has at least MIN_ERROR_DF degrees of freedom:
+Every searched parameter with at most MAX_LEVELS values is a factor with the levels the
+heatmaps draw. One with more distinct numbers (random, Bayesian or TPE search) enters as a
+quadratic of its value (on the log scale where log-spaced): the heatmaps draw it in quantile
+bins, but a factor of those bins costs four degrees of freedom per parameter and sixteen per
+pair, which a random study of a few dozen trials cannot spare (a planted interaction of 60
+trials went unseen that way). The method column then names those parameters (``pair ANOVA,
+dropout, lr as quadratic``) and the heatmap's caption says that the test did not use its bins.
+The trials are fitted by least squares (statsmodels OLS) with one of these models, the first
+whose residual has at least MIN_ERROR_DF degrees of freedom:
 
 1. ``two-way ANOVA``: every main effect and every two-factor interaction. The residual is
    trial-to-trial noise (seeds, repeats) plus the unmodelled higher-order interactions, which
@@ -29,10 +34,12 @@ interaction share from the noncentral F distribution (the interval of its noncen
 the mean square error, over the total). `p_value` is the interaction's F test, Holm-adjusted
 for the pairs tested; a pair ``interacts`` when it is below ALPHA.
 
+Main effects are not ranked here, pair by pair, but once for the study (`importance.py`).
+
 A forest surrogate in the fANOVA style was weighed for random and Bayesian studies and not
 taken: forests find interaction in pure noise, so its shares need a permutation null (hundreds
-of refits) before they mean anything, while the binned linear model tests exactly the cells
-the heatmap shows. Nothing here is random: the same study gives the same table.
+of refits) before they mean anything. Nothing here is random: the same study gives the same
+table.
 """
 
 from __future__ import annotations
@@ -80,8 +87,8 @@ PRODUCT_ONLY = (
     "run with --seeds 2 or more to test any kind"
 )
 COLUMNS = [
-    "x", "y", "interaction", "main_x", "main_y", "low", "high", "p_value", "verdict",
-    "method", "trials", "cells", "error_df", "noise_sd",
+    "x", "y", "interaction", "low", "high", "p_value", "verdict", "method", "trials", "cells",
+    "error_df", "noise_sd",
 ]  # fmt: skip
 
 
@@ -105,8 +112,9 @@ def interaction_scores(
             F distribution, and the method says so.
 
     Returns:
-        One row per pair: x, y; interaction, main_x, main_y (shares of the metric's variance,
-        in [0, 1]; NaN where the trials cannot estimate them); low, high (95% interval of the
+        One row per pair: x, y; interaction (its share of the metric's variance, in [0, 1];
+        NaN where the trials cannot estimate it; main effects: `importance.main_effects`);
+        low, high (95% interval of the
         interaction share); p_value (Holm-adjusted over the pairs tested); verdict
         ("interacts", "not above noise" or "too few trials"); method (the model, see the
         module's docstring); trials, cells (observed cells of the pair), error_df and
@@ -122,14 +130,7 @@ def interaction_scores(
         raise ReportError(
             f"interaction needs two searched parameters; got {len(names)} ({', '.join(names)})"
         )
-    check_columns(results, [*names, metric])
-    frame, _ = usable_trials(results[[*names, metric, *_bookkeeping(results)]], metric,
-                             full_budget_only)  # fmt: skip
-    if frame.empty:
-        raise ReportError(f"no usable trials for {metric}")
-    numbers = {n: _numbers(frame[n]) for n in names if is_continuous(frame[n])}
-    codes = {n: _codes(frame[n]) for n in names if n not in numbers}
-    design = Design(codes, numbers, frame[metric].to_numpy())
+    frame, design = study_design(results, metric, names, full_budget_only)
     full = two_way_terms(names)
     everything = design.fit(full).df_resid >= MIN_ERROR_DF
     rows = [
@@ -141,6 +142,25 @@ def interaction_scores(
     ]
     table = pd.DataFrame(rows, columns=COLUMNS)
     return _adjust_and_sort(table)
+
+
+def study_design(
+    results: pd.DataFrame, metric: str, names: Sequence[str], full_budget_only: bool = False
+) -> tuple[pd.DataFrame, Design]:
+    """The usable trials and their design: each of `names` a factor of its heatmap levels, or
+    (more than MAX_LEVELS distinct numbers) a quadratic of its value.
+
+    Raises:
+        ReportError: an unknown column, or no usable trial.
+    """
+    check_columns(results, [*names, metric])
+    frame, _ = usable_trials(results[[*names, metric, *_bookkeeping(results)]], metric,
+                             full_budget_only)  # fmt: skip
+    if frame.empty:
+        raise ReportError(f"no usable trials for {metric}")
+    numbers = {n: _numbers(frame[n]) for n in names if is_continuous(frame[n])}
+    codes = {n: _codes(frame[n]) for n in names if n not in numbers}
+    return frame, Design(codes, numbers, frame[metric].to_numpy())
 
 
 def _pair(
@@ -169,16 +189,10 @@ def _pair(
         if not test.df > 0:
             break  # the observed cells cannot estimate this pair's interaction
         mse = fit.rss / fit.df_resid
-        shares = _at_most_one(
-            {
-                "interaction": _share(test, mse, design.total_ss),
-                "main_x": _share(type2(design, terms, (x,)), mse, design.total_ss),
-                "main_y": _share(type2(design, terms, (y,)), mse, design.total_ss),
-            }
-        )
-        low, high = _interval(test, fit.df_resid, mse, design.total_ss)
-        shares["interaction"] = float(np.clip(shares["interaction"], low, high))
-        row.update(shares, low=low, high=high, verdict=NOISE, method=method)
+        low, high = interval(test, fit.df_resid, mse, design.total_ss)
+        share = float(np.clip(term_share(test, mse, design.total_ss), low, high))
+        method = model_name(method, design)
+        row.update(interaction=share, low=low, high=high, verdict=NOISE, method=method)
         # A metric that does not vary at all has nothing to explain: p = 1.
         p = test.p if np.isfinite(test.p) else 1.0
         if adaptive and np.isfinite(test.p):
@@ -191,38 +205,33 @@ def _pair(
         row.update(p_value=p, error_df=fit.df_resid)
         row["noise_sd"] = float(np.sqrt(mse))
         return row
-    row.update(_mains_only(design, mains, x, y), interaction=np.nan, low=0.0, high=1.0)
-    row.update(p_value=np.nan, verdict=TOO_FEW, method="", error_df=np.nan, noise_sd=np.nan)
+    row.update(interaction=np.nan, low=0.0, high=1.0, p_value=np.nan, verdict=TOO_FEW)
+    row.update(method="", error_df=np.nan, noise_sd=np.nan)
     return row
 
 
-def _mains_only(design: Design, mains: list[Term], x: str, y: str) -> dict[str, float]:
-    """Main-effect shares from the additive model, where even the interaction is out of reach."""
-    fit = design.fit(mains)
-    if fit.df_resid < MIN_ERROR_DF:
-        return {"main_x": np.nan, "main_y": np.nan}
-    mse = fit.rss / fit.df_resid
-    return {
-        "main_x": _share(type2(design, mains, (x,)), mse, design.total_ss),
-        "main_y": _share(type2(design, mains, (y,)), mse, design.total_ss),
-    }
+def model_name(method: str, design: Design) -> str:
+    """The method as the page names it: which parameters entered as quadratics of their value
+    (more than MAX_LEVELS distinct values, which the heatmaps draw in quantile bins)."""
+    curves = sorted(design.numbers)
+    return f"{method}, {', '.join(curves)} as quadratic" if curves else method
 
 
-def _share(test: TermTest, mse: float, total: float) -> float:
+def term_share(test: TermTest, mse: float, total: float) -> float:
     """The term's sum of squares beyond noise, as a share of the total (0 when nothing varies)."""
     if total <= 0 or not test.df > 0:
         return 0.0
     return float(np.clip((test.ss - test.df * mse) / total, 0.0, 1.0))
 
 
-def _interval(test: TermTest, df2: float, mse: float, total: float) -> tuple[float, float]:
+def interval(test: TermTest, df2: float, mse: float, total: float) -> tuple[float, float]:
     if total <= 0 or not np.isfinite(test.f):
         return 0.0, 0.0
     low, high = noncentrality_interval(test.f, test.df, df2, total / mse, CONFIDENCE)
     return float(min(low * mse / total, 1.0)), float(min(high * mse / total, 1.0))
 
 
-def _at_most_one(shares: dict[str, float]) -> dict[str, float]:
+def at_most_one(shares: dict[str, float]) -> dict[str, float]:
     """Type II sums of squares overlap where the design is not orthogonal: scale to sum <= 1."""
     total = sum(shares.values())
     return {k: v / total for k, v in shares.items()} if total > 1 else shares
@@ -266,13 +275,3 @@ def _cells(frame: pd.DataFrame, x: str, y: str) -> int:
 
 def _bookkeeping(results: pd.DataFrame) -> list[str]:
     return [c for c in ("status", "epochs") if c in results.columns]
-
-
-def main_strengths(table: pd.DataFrame) -> dict[str, float]:
-    """Each parameter's largest main-effect share over the pairs it is in (NaN as 0)."""
-    strengths: dict[str, float] = {}
-    for row in table.itertuples():
-        for name, share in ((row.x, row.main_x), (row.y, row.main_y)):
-            value = 0.0 if pd.isna(share) else float(share)  # type: ignore[arg-type]
-            strengths[str(name)] = max(strengths.get(str(name), 0.0), value)
-    return strengths

@@ -79,6 +79,7 @@ def draw_page(content: ReportContent) -> Any:
 
 def _header_lines(content: ReportContent) -> list[tuple[str, float, str, str]]:
     from hypertune.report.page import best_line
+    from hypertune.report.verdicts import importance_line
 
     return [
         (f"Study {content.name}", 16, "bold", "normal"),
@@ -87,6 +88,8 @@ def _header_lines(content: ReportContent) -> list[tuple[str, float, str, str]]:
         *[(line, 8.5, "bold", "normal") for line in
           textwrap.wrap("Best: " + best_line(content, digits=4), WRAP - 12)],
         *[(line, 8.5, "normal", "normal") for line in textwrap.wrap(content.summary, WRAP - 12)],
+        *[(line, 7.5, "normal", "normal") for line in
+          textwrap.wrap(importance_line(content.importance), WRAP)],
     ]  # fmt: skip
 
 
@@ -159,11 +162,10 @@ def _draw_table(sub: Any, content: ReportContent, footing: float = 0.22) -> None
     rows = [table_cells(r, 2, method=False) for r in content.ranking.head(RANKED_ROWS).itertuples()]
     table = ax.table(
         cellText=rows,
-        colLabels=["pair (x, y)", "interaction", "95% interval", "main x", "main y", "p",
-                   "verdict"],
+        colLabels=["pair (x, y)", "interaction", "95% interval", "p", "verdict"],
         bbox=(0.0, footing, 1.0, 1.0 - footing),
         cellLoc="center",
-        colWidths=[0.30, 0.1, 0.13, 0.09, 0.09, 0.09, 0.17],
+        colWidths=[0.36, 0.13, 0.17, 0.11, 0.23],
     )  # fmt: skip
     table.auto_set_font_size(False)
     table.set_fontsize(7.5)

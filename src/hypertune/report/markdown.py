@@ -15,10 +15,9 @@ from hypertune.store import write_atomic
 if TYPE_CHECKING:
     from hypertune.report.page import ReportContent
 
-TABLE_HEADER = [
-    "pair (x, y)", "interaction", "95% interval", "main x", "main y", "p (Holm)", "verdict",
-    "method", "cells",
-]  # fmt: skip
+TABLE_HEADER = ["pair (x, y)", "interaction", "95% interval", "p (Holm)", "verdict", "method",
+                "cells"]  # fmt: skip
+MAINS_HEADER = ["parameter", "main effect", "95% interval", "p", "method"]
 
 
 def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) -> Path:
@@ -51,15 +50,27 @@ def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) ->
         + "; star: the cell of the best trial.",
         "",
     ]
+    lines += [
+        "## Which parameters matter?",
+        "",
+        "Each parameter's main effect from one fit of all trials: its share of the metric's "
+        "variance beyond what noise alone would give, with a 95% interval; p: its F test "
+        "(unadjusted: it ranks, the pairs below decide). Method: the model fitted (see "
+        "`hypertune.report.importance`).",
+        "",
+        "| " + " | ".join(MAINS_HEADER) + " |",
+        "|" + "---|" * len(MAINS_HEADER),
+        *["| " + " | ".join(main_cells(row)) + " |" for row in content.importance.itertuples()],
+        "",
+    ]
     if content.ranking is not None:
         lines += [
             "## Which pairs interact?",
             "",
-            "Shares of the metric's variance over the trials, beyond what noise alone would "
-            "give: the pair's interaction (with its 95% interval) and each parameter's main "
-            "effect. p: the interaction's F test, Holm-adjusted for the pairs tested; a pair "
-            "interacts when p < 0.01. Method: the linear model the test used (see "
-            "`hypertune.report.interaction`).",
+            "Each pair's interaction: its share of the metric's variance over the trials "
+            "beyond what noise alone would give, with its 95% interval. p: its F test, "
+            "Holm-adjusted for the pairs tested; a pair interacts when p < 0.01. Method: the "
+            "linear model the test used (see `hypertune.report.interaction`).",
             "",
             "| " + " | ".join(TABLE_HEADER) + " |",
             "|" + "---|" * len(TABLE_HEADER),
@@ -96,9 +107,15 @@ def table_cells(row: Any, digits: int, method: bool = True) -> list[str]:
         f"{row.x} x {row.y}",
         share(row.interaction),
         f"{share(row.low)}–{share(row.high)}",
-        share(row.main_x),
-        share(row.main_y),
         "–" if pd.isna(row.p_value) else f"{row.p_value:.2g}",
         str(row.verdict),
     ]
     return [*cells, row.method or "–", str(int(row.cells))] if method else cells
+
+
+def main_cells(row: Any) -> list[str]:
+    """One row of the main-effect ranking as text."""
+    share = "–" if pd.isna(row.share) else f"{row.share:.3f}"
+    p = "–" if pd.isna(row.p_value) else f"{row.p_value:.2g}"
+    span = "–" if pd.isna(row.low) else f"{row.low:.3f}–{row.high:.3f}"
+    return [str(row.parameter), share, span, p, row.method or "–"]

@@ -20,7 +20,8 @@ from hypertune.errors import ReportError
 from hypertune.record import StudyRecord, TrialStatus
 from hypertune.report.files import publish
 from hypertune.report.frame import ColourScale, HeatmapInfo, heatmap_info, main_effect
-from hypertune.report.interaction import TOO_FEW, interaction_scores, main_strengths
+from hypertune.report.importance import main_effects
+from hypertune.report.interaction import TOO_FEW, interaction_scores
 from hypertune.report.plot import heatmap_path, shared_scale, write_heatmap, write_pairs
 from hypertune.report.verdicts import caption, lead_and_summary
 
@@ -42,6 +43,7 @@ class ReportContent:
     lead: tuple[str, str | None]
     others: list[tuple[str, str]]
     ranking: pd.DataFrame | None  # interaction_scores, or None for a single parameter
+    importance: pd.DataFrame  # main_effects: one ranking of the parameters, from one fit
     summary: str  # the verdict over all pairs, in words
     excluded: dict[str, int]
     used: int
@@ -124,11 +126,13 @@ def report_content(
     ranking, summary = None, ""
     others: list[tuple[str, str]] = []
     lead: tuple[str, str | None] = (params[0], None)
+    adaptive = record.search in ADAPTIVE
+    importance = main_effects(results, metric, params, full_budget_only, adaptive)
+    strengths = dict(zip(importance["parameter"], importance["share"].fillna(0.0), strict=True))
     if len(params) > 1:
-        adaptive = record.search in ADAPTIVE
         ranking = interaction_scores(results, metric, params, full_budget_only, adaptive)
         wanted = (x, y) if x and y else (settings.get("x"), settings.get("y"))
-        lead, summary = lead_and_summary(ranking, wanted)
+        lead, summary = lead_and_summary(ranking, wanted, strengths)
         if adaptive and (ranking["verdict"] != TOO_FEW).any():
             summary += (
                 f" {ADAPTIVE[record.search]} placed each trial by the ones before it, so the "
@@ -142,9 +146,7 @@ def report_content(
         (px, py): heatmap_info(results, px, py, metric, agg, full_budget_only)
         for px, py in [lead, *others]
     }
-    strengths = main_strengths(ranking) if ranking is not None else {}
-    order = sorted(params, key=lambda p: -strengths.get(p, 0.0))
-    mains = {p: main_effect(results, p, metric, full_budget_only) for p in order}
+    mains = {p: main_effect(results, p, metric, full_budget_only) for p in importance["parameter"]}
     info = infos[lead]
     best = best_trial(results, record)
     return ReportContent(
@@ -158,6 +160,7 @@ def report_content(
         lead=lead,
         others=others,
         ranking=ranking,
+        importance=importance,
         summary=summary,
         excluded=info.excluded,
         used=info.used,

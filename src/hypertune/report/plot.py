@@ -1,9 +1,9 @@
 """Rendering only: a HeatmapInfo onto matplotlib axes (cells drawn by seaborn), main-effect
 plots, one PNG per pair, and the pair grid.
 
-Every text a plot writes must stay readable: cell labels shrink to fit their cell or are left
-out (`fit_cell_labels`, after the figure's layout is known), and the pair grid labels only its
-outer axes, where the labels have room.
+Every text a plot writes must stay readable: cell labels shrink to fit their cell, shortened
+where they must be (`fit_cell_labels`, after the figure's layout is known), and the pair grid
+labels only its outer axes, where the labels have room.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pandas as pd
 from hypertune.report.frame import ALL_TRIALS, ColourScale, HeatmapInfo, colour_scale, describe
 
 CELL_LABEL = "cell-label"  # gid of the texts written inside heatmap cells
-MIN_CELL_FONT = 4.5  # points; a cell label that fits only smaller is left out
+MIN_CELL_FONT = 4.5  # points; a cell label that fits only smaller is shortened
 BEST_COLOUR = "red"
 
 
@@ -87,7 +87,8 @@ def plot_heatmap(
     ax.set_ylabel("" if y == ALL_TRIALS else axis_label(info, y))
     ax.tick_params(axis="both", labelsize=fontsize)
     ax.tick_params(axis="y", rotation=0)
-    ax.tick_params(axis="x", rotation=30 if x in info.binned else 0)
+    # A bin's two edges need room: at 30° on a full-size heatmap, upright in a small panel.
+    ax.tick_params(axis="x", rotation=(30 if fontsize >= 9 else 90) if x in info.binned else 0)
     return ax
 
 
@@ -131,26 +132,47 @@ def plot_main_effect(
 
 
 def fit_cell_labels(fig: Any) -> None:
-    """Shrink every cell label until it fits inside its cell; leave out those that cannot.
+    """Fit every cell label inside its cell: shrink it down to MIN_CELL_FONT, and where that is
+    not enough drop its spread line (``±sd n=N``) first, then show the value to two digits.
 
-    Call once the figure's layout is final: a cell's size in points is known only then.
+    Call once the figure's layout is final: a cell's size in points is known only then. The
+    figure's layout is then frozen, so that saving it does not move a cell under its label.
     """
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
-        for text in [t for t in ax.texts if t.get_gid() == CELL_LABEL]:
+        for text in [t for t in ax.texts if t.get_gid() == CELL_LABEL and t.get_text()]:
             x, y = text.get_position()
             corners = ax.transData.transform([(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)])
             width, height = np.abs(corners[1] - corners[0]) * 0.92
-            size = text.get_fontsize()
-            while size >= MIN_CELL_FONT:
-                box = text.get_window_extent(renderer)
-                if box.width <= width and box.height <= height:
-                    break
-                size *= 0.9
+            start = text.get_fontsize()
+            for label in _shorter_labels(text.get_text()):
+                text.set_text(label)
+                size = start
                 text.set_fontsize(size)
+                while not _inside(text, renderer, width, height) and size * 0.9 >= MIN_CELL_FONT:
+                    size *= 0.9
+                    text.set_fontsize(size)
+                if _inside(text, renderer, width, height):
+                    break
             else:
-                text.set_visible(False)
+                text.set_visible(False)  # a cell under MIN_CELL_FONT's two digits: none seen
+    fig.set_layout_engine("none")
+
+
+def _shorter_labels(label: str) -> list[str]:
+    """A cell label, then its value alone, then the value to two significant digits."""
+    value = label.split("\n")[0]
+    try:
+        short = f"{float(value):.2g}"
+    except ValueError:
+        short = value
+    return list(dict.fromkeys([label, value, short]))
+
+
+def _inside(text: Any, renderer: Any, width: float, height: float) -> bool:
+    box = text.get_window_extent(renderer)
+    return bool(box.width <= width and box.height <= height)
 
 
 def axis_label(info: HeatmapInfo, name: str) -> str:

@@ -13,14 +13,14 @@ from hypertune.report.interaction import (
     PRODUCT_ONLY,
     TOO_FEW,
     TUKEY_METHOD,
-    main_strengths,
 )
 
 
 def lead_and_summary(
-    ranking: pd.DataFrame, wanted: tuple[Any, Any]
+    ranking: pd.DataFrame, wanted: tuple[Any, Any], strengths: dict[str, float]
 ) -> tuple[tuple[str, str | None], str]:
-    """The lead pair and the sentence that says what the ranking found."""
+    """The lead pair and the sentence that says what the ranking found; `strengths`: each
+    parameter's main-effect share (`importance.main_effects`), strongest first."""
     pairs = len(ranking)
     tested = int((ranking["verdict"] != TOO_FEW).sum())
     trials = int(ranking["trials"].max())
@@ -34,7 +34,6 @@ def lead_and_summary(
         )
         lead: tuple[str, str | None] = (str(top["x"]), str(top["y"]))
     else:
-        strengths = main_strengths(ranking)
         first, second = sorted(strengths, key=lambda p: -strengths[p])[:2]
         row = next(r for r in ranking.itertuples() if {r.x, r.y} == {first, second})
         lead = (str(row.x), str(row.y))  # as the ranking orders the pair
@@ -64,6 +63,26 @@ def lead_and_summary(
     if not len(found) and product_only(ranking).any():
         summary += f" {PRODUCT_ONLY[0].upper()}{PRODUCT_ONLY[1:]}."
     return lead, summary
+
+
+def importance_line(importance: pd.DataFrame) -> str:
+    """The study's one main-effect ranking in words, strongest first, with 95% intervals."""
+    fitted = importance.dropna(subset=["share"])
+    if fitted.empty and importance["low"].isna().all():
+        return "Main effects: every searched parameter took one value."
+    if fitted.empty:
+        trials = count(int(importance["trials"].max()), "trial")
+        return f"Main effects: too few trials to fit them ({trials} for every parameter's levels)."
+    method = str(fitted["method"].iloc[0]).replace(", permutation p", "")
+    effects = ", ".join(
+        f"{r.parameter} {r.share:.2f} ({r.low:.2f}–{r.high:.2f})" for r in fitted.itertuples()
+    )
+    fixed = importance[importance["share"].isna() & importance["low"].isna()]["parameter"]
+    unestimated = f" Not estimable (one value): {', '.join(map(str, fixed))}." if len(fixed) else ""
+    return (
+        f"Main effects from one fit of all trials ({method}; share of the variance beyond "
+        f"noise, 95% interval): {effects}.{unestimated}"
+    )
 
 
 def product_only(ranking: pd.DataFrame) -> pd.Series:
@@ -102,6 +121,9 @@ def caption(ranking: pd.DataFrame | None, pair: tuple[str, str | None], info: He
     )
     if within_noise(info, float(row["noise_sd"]), float(row["error_df"])):
         text += "; all cells within noise"
+    curves = [name for name in (x, y) if name in info.binned]
+    if curves:  # the model took their values, the picture their quantile bins
+        text += f"; tested with {' and '.join(curves)} as quadratic, not binned"
     return text
 
 
