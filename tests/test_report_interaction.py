@@ -294,3 +294,37 @@ def test_pure_noise_sampled_by_tpe_is_called_an_interaction_at_most_at_the_state
         called += int((table["verdict"] == "interacts").sum())
     # At the stated rate, 7 or more of 200 happen with probability 0.005.
     assert called <= stats.binom.isf(0.005, studies, ALPHA), called
+
+
+def test_the_fitted_surface_is_the_tested_model_and_shows_the_planted_pair() -> None:
+    from statsmodels.regression.linear_model import OLS
+
+    from hypertune.report.interaction import pair_model, study_design
+    from hypertune.report.surface import fitted_surface, surfaces
+
+    results = random_study(60, interaction=1.0)
+    two = results.drop(columns="act")
+    _, design = study_design(two, "valid_loss", ["lr", "hidden_size"])
+    chosen = pair_model(design, ["lr", "hidden_size"], "lr", "hidden_size", None)
+    assert chosen is not None
+    terms = chosen[1]
+    fitted = OLS(design.response, design.matrix(terms)).fit().fittedvalues
+    x, y = design.numbers["lr"], design.numbers["hidden_size"]
+    at_trials = [design.surface(terms, "lr", "hidden_size", x[i : i + 1], y[i : i + 1])[0, 0]
+                 for i in range(len(x))]  # fmt: skip
+    assert at_trials == pytest.approx(fitted.tolist(), abs=1e-9)  # the model at its trials
+    surface = fitted_surface(results, "valid_loss", ["lr", "hidden_size", "act"], "lr",
+                             "hidden_size")  # fmt: skip
+    assert surface is not None and surface.method == "two-way ANOVA, hidden_size, lr as quadratic"
+    assert surface.x.log and not surface.y.log and surface.values.shape == (41, 41)
+    # loss = ... + u * v: lr raises the loss at large widths and lowers it at small ones
+    slope_small = surface.values[0, -1] - surface.values[0, 0]
+    slope_large = surface.values[-1, -1] - surface.values[-1, 0]
+    assert slope_small < 0 < slope_large
+    found = surfaces(results, "valid_loss", ["lr", "hidden_size", "act"])
+    assert set(found) == {
+        (a, b) for a, b in itertools.permutations(["lr", "hidden_size", "act"], 2)
+    }
+    assert found[("act", "lr")].x.levels == ("gelu", "relu", "tanh")
+    # A grid's heatmap shows what was tested: no surface is drawn beside it.
+    assert surfaces(grid(product, seeds=2), "valid_loss", ["a", "b", "c"]) == {}

@@ -293,11 +293,16 @@ def test_a_random_search_page_labels_every_cell_and_nothing_overlaps() -> None:
     # The test's model is named where its picture is: binned axes were fitted as quadratics.
     assert content.lead == ("lr", "dropout")
     assert content.notes[content.lead].endswith(
-        "tested with lr and dropout as quadratic, not binned"
+        "tested with lr and dropout as quadratic (the fitted surface), not binned"
     )
     assert set(content.ranking["method"]) == {"pair ANOVA, dropout, lr as quadratic"}
     page = draw_page(content)
     try:
+        from matplotlib.collections import QuadMesh
+
+        # ... and drawn beside them: the page shows the fitted surface of the lead pair.
+        heatmaps = [ax for ax in page.axes if any(isinstance(c, QuadMesh) for c in ax.collections)]
+        assert any("fitted model the verdict was tested on" in ax.get_title() for ax in heatmaps)
         shown = [content.infos[p] for p in [content.lead, *content.others[:3]]]
         check_every_cell_labelled(page, shown)
         check_layout(page)

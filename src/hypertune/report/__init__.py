@@ -2,7 +2,8 @@
 
 `frame` is the pure data layer (which trials may be drawn, and their pivot), `interaction` (on
 `anova`) tests every pair for interaction and gives it a verdict, `importance` ranks the
-parameters' main effects from one fit, `plot` only draws (seaborn
+parameters' main effects from one fit, `surface` evaluates a pair's fitted model where the
+heatmap bins its values, `plot` only draws (seaborn
 for the cells), `layout` arranges the A4 page, `markdown` writes its text twin, and `page`
 composes everything into reports/<study>/ as one set (`files`): one PNG per pair, pairs.png,
 report.pdf (one A4 page) and report.md.

@@ -61,19 +61,53 @@ class Design:
     def names(self) -> list[str]:
         return sorted([*self.codes, *self.numbers])
 
-    def block(self, name: str) -> np.ndarray:
-        """A parameter's main-effect columns."""
+    def block(self, name: str, at: np.ndarray | None = None) -> np.ndarray:
+        """A parameter's main-effect columns over the trials, or at the values `at` (numbers
+        as in `numbers`, level codes as in `codes`), coded as the trials' are."""
         if name in self.numbers:
             value = self.numbers[name]
             spread = float(value.std()) or 1.0
             z = (value - value.mean()) / spread
-            return np.column_stack([z, z**2 - np.mean(z**2)])
+            square = np.mean(z**2)
+            if at is not None:
+                z = (np.asarray(at, dtype=float) - value.mean()) / spread
+            return np.column_stack([z, z**2 - square])
         codes = self.codes[name]
         levels = int(codes.max()) + 1 if len(codes) else 0
-        columns = np.zeros((len(codes), max(levels - 1, 0)))
-        rows = np.nonzero(codes > 0)[0]
-        columns[rows, codes[rows] - 1] = 1.0
+        wanted = codes if at is None else np.asarray(at, dtype=int)
+        columns = np.zeros((len(wanted), max(levels - 1, 0)))
+        rows = np.nonzero(wanted > 0)[0]
+        columns[rows, wanted[rows] - 1] = 1.0
         return columns
+
+    def surface(
+        self, terms: Iterable[Term], x: str, y: str, xs: np.ndarray, ys: np.ndarray
+    ) -> np.ndarray:
+        """The fitted model of `terms` at every (ys[i], xs[j]), the other parameters averaged
+        over the trials (their columns at the trials' mean: the model is linear in them).
+
+        Tukey's term has no value away from the trials; a model holding it is refused.
+        """
+        terms = sorted(terms)
+        if any(term[0] == TUKEY for term in terms):
+            raise ValueError("Tukey's term has no fitted surface")
+        matrix = self.matrix(terms)
+        coefficients = np.linalg.lstsq(matrix, self.response, rcond=None)[0]
+        gx, gy = (a.ravel() for a in np.meshgrid(xs, ys))
+        parts = [np.ones((len(gx), 1))]
+        for term in terms:
+            if x not in term and y not in term:  # its columns' mean over the trials
+                parts.append(np.tile(self.columns(term).mean(axis=0), (len(gx), 1)))
+                continue
+            out = np.ones((len(gx), 1))
+            for name in term:
+                if name in (x, y):
+                    block = self.block(name, gx if name == x else gy)
+                else:  # a term of x (or y) and another: linear in the other's columns
+                    block = np.tile(self.block(name).mean(axis=0), (len(gx), 1))
+                out = np.einsum("ni,nj->nij", out, block).reshape(len(gx), -1)
+            parts.append(out)
+        return (np.hstack(parts) @ coefficients).reshape(len(ys), len(xs))
 
     def columns(self, term: Term) -> np.ndarray:
         if term[0] == TUKEY:

@@ -6,7 +6,8 @@ quadratic of its value (on the log scale where log-spaced): the heatmaps draw it
 bins, but a factor of those bins costs four degrees of freedom per parameter and sixteen per
 pair, which a random study of a few dozen trials cannot spare (a planted interaction of 60
 trials went unseen that way). The method column then names those parameters (``pair ANOVA,
-dropout, lr as quadratic``) and the heatmap's caption says that the test did not use its bins.
+dropout, lr as quadratic``), the heatmap's caption says that the test did not use its bins, and
+the report draws the fitted surface beside them (`surface.py`).
 The trials are fitted by least squares (statsmodels OLS) with one of these models, the first
 whose residual has at least MIN_ERROR_DF degrees of freedom:
 
@@ -172,22 +173,11 @@ def _pair(
     adaptive: bool = False,
 ) -> dict[str, Any]:
     """The interaction test of (x, y) with the first model that leaves an error to test on."""
-    mains: list[Term] = [(n,) for n in names]
-    candidates: list[tuple[str, list[Term], Term]] = (
-        [("two-way ANOVA", full, (x, y))] if full else []
-    )
-    candidates += [
-        ("pair ANOVA", [*mains, (x, y)], (x, y)),
-        (TUKEY_METHOD, [*mains, (TUKEY, x, y)], (TUKEY, x, y)),
-    ]
     row: dict[str, Any] = {"x": x, "y": y, "trials": len(design.response)}
-    for method, terms, term in candidates:
-        fit = design.fit(terms)
-        if fit.df_resid < MIN_ERROR_DF:
-            continue
-        test = type2(design, terms, term)
-        if not test.df > 0:
-            break  # the observed cells cannot estimate this pair's interaction
+    chosen = pair_model(design, names, x, y, full)
+    if chosen is not None:
+        method, terms, term = chosen
+        fit, test = design.fit(terms), type2(design, terms, term)
         mse = fit.rss / fit.df_resid
         low, high = interval(test, fit.df_resid, mse, design.total_ss)
         share = float(np.clip(term_share(test, mse, design.total_ss), low, high))
@@ -208,6 +198,30 @@ def _pair(
     row.update(interaction=np.nan, low=0.0, high=1.0, p_value=np.nan, verdict=TOO_FEW)
     row.update(method="", error_df=np.nan, noise_sd=np.nan)
     return row
+
+
+def pair_model(
+    design: Design, names: list[str], x: str, y: str, full: list[Term] | None
+) -> tuple[str, list[Term], Term] | None:
+    """The model (method, terms, the interaction's term) that tests (x, y): the first of the
+    two-way model (`full`, where the study's trials allow it), the pair's and Tukey's that
+    leaves MIN_ERROR_DF residual degrees of freedom and can estimate the interaction; None
+    where none does."""
+    mains: list[Term] = [(n,) for n in names]
+    candidates: list[tuple[str, list[Term], Term]] = (
+        [("two-way ANOVA", full, (x, y))] if full else []
+    )
+    candidates += [
+        ("pair ANOVA", [*mains, (x, y)], (x, y)),
+        (TUKEY_METHOD, [*mains, (TUKEY, x, y)], (TUKEY, x, y)),
+    ]
+    for method, terms, term in candidates:
+        if design.fit(terms).df_resid < MIN_ERROR_DF:
+            continue
+        if not type2(design, terms, term).df > 0:
+            return None  # the observed cells cannot estimate this pair's interaction
+        return method, terms, term
+    return None
 
 
 def model_name(method: str, design: Design) -> str:

@@ -17,6 +17,7 @@ from hypertune.report.plot import (
     fit_cell_labels,
     plot_heatmap,
     plot_main_effect,
+    plot_surface,
     pyplot,
     title,
 )
@@ -95,10 +96,22 @@ def _header_lines(content: ReportContent) -> list[tuple[str, float, str, str]]:
 
 def _draw_lead(sub: Any, content: ReportContent) -> None:
     info = content.infos[content.lead]
-    ax = sub.subplots()
+    x, y = content.lead
+    surface = content.surfaces.get((x, y)) if y is not None else None
+    if surface is not None:  # the model the verdict was tested on, beside the bins
+        ax, right = sub.subplots(1, 2, width_ratios=[3, 2])
+        plot_surface(surface, right, content.direction, limits=content.limits, fontsize=7)
+        heading = f"the fitted model the verdict was tested on ({surface.method})"
+        right.set_title("\n".join(textwrap.wrap(heading, 44)), fontsize=7)
+    else:
+        ax = sub.subplots()
     plot_heatmap(info, ax, content.direction, fontsize=9, limits=content.limits,
                  best_trial=_marked(content, content.lead))  # fmt: skip
     note = content.notes.get(content.lead, "")
+    if surface is not None:  # three fifths of the band's width: the caption wraps
+        note = "\n".join(textwrap.wrap(note, 64))
+        if x in info.binned:  # and a bin's two edges stand upright
+            ax.tick_params(axis="x", rotation=90)
     ax.set_title(title(info) + (f"\n{note}" if note else ""), fontsize=10)
     ax.collections[-1].colorbar.set_label(
         ax.collections[-1].colorbar.ax.get_ylabel() + "\none scale for every heatmap on the page",

@@ -23,6 +23,7 @@ from hypertune.report.frame import ColourScale, HeatmapInfo, heatmap_info, main_
 from hypertune.report.importance import main_effects
 from hypertune.report.interaction import TOO_FEW, interaction_scores
 from hypertune.report.plot import heatmap_path, shared_scale, write_heatmap, write_pairs
+from hypertune.report.surface import Surface, surfaces
 from hypertune.report.verdicts import caption, lead_and_summary
 
 SMALL_PANELS = 3
@@ -52,6 +53,8 @@ class ReportContent:
     infos: dict[tuple[str, str | None], HeatmapInfo] = field(default_factory=dict)
     notes: dict[tuple[str, str | None], str] = field(default_factory=dict)  # verdict captions
     mains: dict[str, pd.DataFrame] = field(default_factory=dict)  # strongest first
+    # pairs tested on a fitted surface (a quadratic axis), keyed as the heatmaps are
+    surfaces: dict[tuple[str, str], Surface] = field(default_factory=dict)
     scale: ColourScale = field(default_factory=lambda: ColourScale(0.0, 1.0))  # one per page
 
     @property
@@ -124,6 +127,7 @@ def report_content(
     metric, direction = report_metric(record, metric)
     agg = agg or settings.get("agg", "mean")
     ranking, summary = None, ""
+    fitted: dict[tuple[str, str], Surface] = {}
     others: list[tuple[str, str]] = []
     lead: tuple[str, str | None] = (params[0], None)
     adaptive = record.search in ADAPTIVE
@@ -131,6 +135,7 @@ def report_content(
     strengths = dict(zip(importance["parameter"], importance["share"].fillna(0.0), strict=True))
     if len(params) > 1:
         ranking = interaction_scores(results, metric, params, full_budget_only, adaptive)
+        fitted = surfaces(results, metric, params, full_budget_only)
         wanted = (x, y) if x and y else (settings.get("x"), settings.get("y"))
         lead, summary = lead_and_summary(ranking, wanted, strengths)
         if adaptive and (ranking["verdict"] != TOO_FEW).any():
@@ -169,6 +174,7 @@ def report_content(
         infos=infos,
         notes={pair: caption(ranking, pair, i) for pair, i in infos.items()},
         mains=mains,
+        surfaces=fitted,
         scale=shared_scale(infos.values(), direction),
     )
 
@@ -226,7 +232,8 @@ def write_report(
             note = "\n".join(filter(None, (note, content.scale.note(content.direction))))
             written.append(
                 write_heatmap(info, path, content.direction, note=note, limits=content.limits,
-                              best_trial=marked.get((px, py)))
+                              best_trial=marked.get((px, py)),
+                              surface=content.surfaces.get((px, py)) if py else None)
             )  # fmt: skip
         if len(params) >= 2:
             pair_infos = {

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hypertune.report.frame import ALL_TRIALS, ColourScale, HeatmapInfo, colour_scale, describe
+from hypertune.report.surface import Surface
 
 CELL_LABEL = "cell-label"  # gid of the texts written inside heatmap cells
 MIN_CELL_FONT = 4.5  # points; a cell label that fits only smaller is shortened
@@ -201,6 +202,35 @@ def best_cell(values: pd.DataFrame, direction: str) -> tuple[int, int] | None:
     return int(row), int(col)
 
 
+def plot_surface(
+    surface: Surface,
+    ax: Any,
+    direction: str,
+    *,
+    limits: tuple[float, float] | None = None,
+    fontsize: float = 9.0,
+) -> Any:
+    """Draw a pair's fitted surface (`surface.Surface`) in the heatmaps' colours, with its
+    trials as dots, on the parameters' own scales (log10 where log-spaced)."""
+    from matplotlib.ticker import FuncFormatter
+
+    vmin, vmax = limits if limits is not None else (None, None)
+    ax.pcolormesh(surface.x.grid, surface.y.grid, surface.values, shading="nearest",
+                  cmap=colour_map(direction), vmin=vmin, vmax=vmax)  # fmt: skip
+    ax.scatter(surface.x.trials, surface.y.trials, s=fontsize * 1.2, c="white",
+               edgecolors="black", linewidths=0.4)  # fmt: skip
+    for axis, scale, setter in ((ax.xaxis, surface.x, ax.set_xlabel),
+                                (ax.yaxis, surface.y, ax.set_ylabel)):  # fmt: skip
+        if scale.levels:
+            axis.set_ticks(scale.grid, labels=list(scale.levels))
+        elif scale.log:
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{10**v:.2g}"))
+        fitted = "levels" if scale.levels else "quadratic" + (", log scale" if scale.log else "")
+        setter(f"{scale.name} ({fitted})", fontsize=fontsize)
+    ax.tick_params(axis="both", labelsize=fontsize)
+    return ax
+
+
 def write_heatmap(
     info: HeatmapInfo,
     path: Path,
@@ -209,12 +239,23 @@ def write_heatmap(
     note: str = "",
     limits: tuple[float, float] | None = None,
     best_trial: tuple[Any, Any] | None = None,
+    surface: Surface | None = None,
 ) -> Path:
-    """Render `info` to a PNG file; `note` (the pair's verdict) goes under the title."""
+    """Render `info` to a PNG file; `note` (the pair's verdict) goes under the title. A pair
+    tested on a fitted surface (a quadratic axis) gets that surface beside its cells."""
     plt = pyplot()
     width = max(6.0, 1.1 * info.values.shape[1] + 2.5)
     height = max(3.2 if info.values.shape[0] == 1 else 4.8, 0.8 * info.values.shape[0] + 2.2)
-    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
+    if surface is not None:
+        fig, (ax, right) = plt.subplots(
+            1, 2, figsize=(width + height, height), layout="constrained",
+            width_ratios=[width, height],
+        )  # fmt: skip
+        plot_surface(surface, right, direction, limits=limits)
+        right.set_title(f"the fitted model the verdict was tested on\n({surface.method})",
+                        fontsize=9)  # fmt: skip
+    else:
+        fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
     try:
         plot_heatmap(info, ax, direction, limits=limits, best_trial=best_trial)
         ax.set_title(title(info) + (f"\n{note}" if note else ""), fontsize=10)

@@ -123,7 +123,9 @@ def caption(ranking: pd.DataFrame | None, pair: tuple[str, str | None], info: He
         text += "; all cells within noise"
     curves = [name for name in (x, y) if name in info.binned]
     if curves:  # the model took their values, the picture their quantile bins
-        text += f"; tested with {' and '.join(curves)} as quadratic, not binned"
+        text += (
+            f"; tested with {' and '.join(curves)} as quadratic (the fitted surface), not binned"
+        )
     return text
 
 
