@@ -65,8 +65,6 @@ def heatmap_info(
     if agg not in AGGREGATES:
         raise ReportError(f"--agg: '{agg}' is unknown; choose one of {', '.join(AGGREGATES)}")
     frame, excluded = usable_trials(results, metric, full_budget_only, [x] if y is None else [x, y])
-    if frame.empty:
-        raise ReportError(f"no usable trials for {metric} (excluded: {describe(excluded)})")
     if y is None:
         y = ALL_TRIALS
         frame = frame.assign(**{y: ALL_TRIALS})
@@ -109,7 +107,11 @@ def usable_trials(
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Trials that may share a heatmap, and counts of those left out by reason; with
     `params`, only those columns, the metric and the bookkeeping are kept (a large table is
-    not copied whole for every pair)."""
+    not copied whole for every pair).
+
+    Raises:
+        ReportError: unequal budgets (without `full_budget_only`), or no trial left.
+    """
     if params is not None:
         keep = [*params, metric, *(c for c in ("status", "epochs") if c in results.columns)]
         frame = results[list(dict.fromkeys(keep))]
@@ -138,6 +140,8 @@ def usable_trials(
         full = frame["epochs"].max()
         excluded["short budget"] = int((frame["epochs"] != full).sum())
         frame = frame[frame["epochs"] == full]
+    if frame.empty:
+        raise ReportError(f"no usable trials for {metric} (excluded: {describe(excluded)})")
     return frame, excluded
 
 

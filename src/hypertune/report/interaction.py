@@ -157,8 +157,6 @@ def study_design(
     check_columns(results, [*names, metric])
     frame, _ = usable_trials(results[[*names, metric, *_bookkeeping(results)]], metric,
                              full_budget_only)  # fmt: skip
-    if frame.empty:
-        raise ReportError(f"no usable trials for {metric}")
     numbers = {n: _numbers(frame[n]) for n in names if is_continuous(frame[n])}
     codes = {n: _codes(frame[n]) for n in names if n not in numbers}
     return frame, Design(codes, numbers, frame[metric].to_numpy())

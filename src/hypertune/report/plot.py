@@ -137,7 +137,8 @@ def fit_cell_labels(fig: Any) -> None:
     not enough drop its spread line (``±sd n=N``) first, then show the value to two digits.
 
     Call once the figure's layout is final: a cell's size in points is known only then. The
-    figure's layout is then frozen, so that saving it does not move a cell under its label.
+    figure's layout is then frozen, so that saving it does not move a cell under its label, and
+    each axes is snapped to a fixed grid, so that the same report is the same bytes.
     """
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -159,6 +160,20 @@ def fit_cell_labels(fig: Any) -> None:
             else:
                 text.set_visible(False)  # a cell under MIN_CELL_FONT's two digits: none seen
     fig.set_layout_engine("none")
+    _snap(fig)
+
+
+def _snap(fig: Any) -> None:
+    """Snap every subfigure and axes of `fig` to a millionth of its parent (and -0 to 0).
+
+    Constrained layout's solver places them differently in the last bits from one layout to the
+    next; snapped, the same report is drawn as the same bytes.
+    """
+    for sub in fig.subfigs:
+        sub.bbox_relative.set_points(np.round(sub.bbox_relative.get_points(), 6) + 0.0)
+        _snap(sub)
+    for ax in fig.axes if fig is fig.figure else []:
+        ax.set_position(np.round(ax.get_position().bounds, 6) + 0.0, which="both")
 
 
 def _shorter_labels(label: str) -> list[str]:
