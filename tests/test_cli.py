@@ -62,6 +62,14 @@ def test_smoke_study_end_to_end(tiny_study: Path, tmp_path: Path) -> None:
     assert float(row[1]) == pytest.approx(results["valid_loss"].iloc[0], rel=1e-5)
     assert rerun.stdout.strip().endswith("reproduced: every metric as recorded")
 
+    best = run_cli("best", "tiny", cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    assert "no test split: the data has none" in best.stdout
+    assert (tmp_path / "runs" / "tiny" / "best" / "model.pt").stat().st_size
+    none = run_cli("best", "tiny", "--trial", "nope", cwd=tmp_path)
+    assert none.returncode == 2
+    assert none.stderr.strip().splitlines()[-1].startswith("error: trial 'nope' not in study")
+
     again = run_cli("run", str(tiny_study), "--smoke", cwd=tmp_path)
     assert again.returncode == 2
     assert again.stderr.strip().splitlines()[-1].startswith("error: study 'tiny' already exists")

@@ -12,6 +12,7 @@ import torch
 
 import hypertune
 from hypertune.cli import main
+from hypertune.data import fingerprint
 from hypertune.data.user import to_bundle
 from hypertune.errors import ConfigError, DataError, StudyError
 from hypertune.models import create_model, use_model
@@ -92,6 +93,61 @@ def test_python_api_runs_a_study_of_your_own_model_and_data(
         rerun_trial(tmp_path / "runs", "own", "nope")
 
 
+HELD_OUT = """
+import numpy as np
+
+
+def load():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    return {"x_train": x[:100], "y_train": y[:100], "x_valid": x[100:130],
+            "y_valid": y[100:130], "x_test": x[130:], "y_test": y[130:]}
+"""
+
+
+@pytest.mark.slow  # a whole study through Ray
+def test_the_best_model_is_kept_and_tested_on_the_held_out_split(
+    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hypertune.best import BEST_DIR, SUMMARY_FILE
+    from hypertune.report import best_trial
+    from hypertune.store import read_results, read_study
+    from hypertune.train import evaluate_on
+
+    _write(tmp_path)
+    (tmp_path / "held.py").write_text(HELD_OUT)
+    study = {**STUDY, "study": {**STUDY["study"], "name": "held", "data": "held:load"}}
+    study["space"] = {"width": [4, 16]}
+    storage = tmp_path / "runs"
+    path = hypertune.run_study(study, storage, code_dir=tmp_path, reports=None)
+    results = read_results(storage, "held")
+    chosen = best_trial(results, read_study(storage, "held"))
+    assert chosen is not None
+
+    kept = hypertune.keep_best(storage, "held")
+    assert kept.trial_id == chosen["trial_id"]  # the report's best, not another
+    assert kept.retrained["valid_loss"] == pytest.approx(kept.recorded["valid_loss"], rel=1e-9)
+    assert kept.test is not None and set(kept.test) == {"test_loss", "test_accuracy"}
+    model = hypertune.load_best(storage, "held")
+    assert not model.training
+    x = np.random.default_rng(0).normal(size=(160, 4)).astype("float32")
+    x_test = torch.as_tensor(x[130:])
+    y_test = torch.as_tensor((x[130:, 0] > 0).astype("int64"))
+    assert evaluate_on(model, x_test, y_test) == (kept.test["test_loss"],
+                                                  kept.test["test_accuracy"])  # fmt: skip
+    summary = json.loads((path / BEST_DIR / SUMMARY_FILE).read_text())
+    assert summary["trial_id"] == kept.trial_id and summary["test"] == kept.test
+
+    other = next(t for t in results["trial_id"].astype(str) if t != kept.trial_id)
+    assert main(["best", "held", "--trial", other, "--storage", str(storage)]) == 0
+    out = capsys.readouterr().out
+    assert f"trial {other} " in out and "reproduced: every metric as recorded" in out
+    assert "test split (held out, seen by no trial): test_loss " in out
+    assert json.loads((path / BEST_DIR / SUMMARY_FILE).read_text())["trial_id"] == other
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith(".best")) == []
+
+
 def test_the_builders_signature_is_its_schema(tmp_path: Path) -> None:
     _write(tmp_path)
     use_model("ownnet:build", tmp_path)
@@ -163,6 +219,21 @@ def test_data_forms_and_what_is_derived() -> None:
     assert bundle.fingerprint == to_bundle("d:load", _split()).fingerprint
     assert to_bundle("d:load", {**_split(), "num_classes": 5}).num_classes == 5
     assert to_bundle("d:load", bundle) is bundle
+    assert bundle.x_test is None and "test" not in bundle.summary()
+
+
+def test_a_test_split_is_kept_apart_and_counted_in_the_fingerprint() -> None:
+    plain = to_bundle("d:load", _split())
+    held = to_bundle("d:load", _split(x_test=np.ones((2, 3)), y_test=np.array([2, 3])))
+    assert held.y_test is not None and held.y_test.tolist() == [2, 3]
+    assert held.num_classes == 4  # a class only the test split holds still has an output
+    assert held.summary()["test"] == 2 and len(held.y_train) == len(plain.y_train)
+    assert held.fingerprint != plain.fingerprint  # another test split is other data
+    # Without one, the hash is that of the four parts, as recorded before test splits existed.
+    four = [torch.as_tensor(np.asarray(v), dtype=torch.float32) if k.startswith("x")
+            else torch.as_tensor(np.asarray(v)).long() for k, v in _split().items()]  # fmt: skip
+    assert plain.fingerprint == fingerprint(four)
+    assert held.to("cpu").x_test is not None
 
 
 @pytest.mark.parametrize(
@@ -176,6 +247,9 @@ def test_data_forms_and_what_is_derived() -> None:
         (_split(x_train=np.full((6, 3), np.nan)), "x_train holds NaN or infinite values"),
         (_split(x_train=np.array(list("abcdef"))), "x_train holds <U1 values, not numbers"),
         ({**_split(), "num_classes": 2}, "num_classes 2 must be a whole number >= 3"),
+        (_split(x_test=np.zeros((2, 3))), "x_test and y_test go together"),
+        (_split(x_test=np.zeros((2, 4)), y_test=np.array([0, 1])), "but x_test's (4,)"),
+        (_split(x_test=np.zeros((2, 3)), y_test=np.array([0])), "x_test has 2 examples but"),
     ],
 )
 def test_bad_data_is_one_clear_error(result: Any, fragment: str) -> None:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "run_study"]
+__all__ = ["__version__", "keep_best", "load_best", "run_study"]
 
 
 def run_study(
@@ -64,3 +64,20 @@ def run_study(
         meta, results = read_study(storage, study.name), read_results(storage, study.name)
         write_report(meta, results, study_dir(reports, study.name))
     return path
+
+
+def keep_best(storage: str | Path, name: str, trial_id: str | None = None) -> Any:
+    """Train a study's best trial (or `trial_id`) again and keep its weights in
+    storage/<name>/best/; a :class:`hypertune.best.BestModel` with its validation metrics
+    (recorded and retrained) and its test-split metrics where the data has a test split."""
+    from hypertune.best import keep_best as keep
+
+    return keep(storage, name, trial_id)
+
+
+def load_best(storage: str | Path, name: str) -> Any:
+    """The model `keep_best` (or `best NAME`) kept for study `name`: a torch module with its
+    trained weights, in eval mode."""
+    from hypertune.best import load_best as load
+
+    return load(storage, name)

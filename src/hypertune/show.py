@@ -1,4 +1,4 @@
-"""The commands that read a stored study: show (the results table), report and rerun."""
+"""The commands that read a stored study: show (the results table), report, rerun and best."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 # Relative difference under which a rerun counts as the recorded trial (CSV keeps 17 digits).
 REPRODUCED = 1e-9
+# ... and under which a fused member trained alone as one torch module agrees with its pack
+# (float32 arithmetic in another order; unstable training drifts further).
+ROUNDING = 1e-4
 # Rows of `show` formatted at a time: a long table is printed in parts of this many.
 CHUNK_ROWS = 10_000
 
@@ -172,22 +175,62 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
     record = read_study(args.storage, args.name)
     metrics, row = rerun_trial(args.storage, args.name, args.trial_id)
-    names = [record.metric.name, f"{record.metric.name}_best", "accuracy", "valid_loss"]
     print(f"trial {args.trial_id} of {args.name} (seed {row.seed}):")
-    print(f"{'metric':<18}{'recorded':>12}{'rerun':>12}")
+    print(_agreement(_compare(record, row.metrics, metrics, "rerun")))
+    return 0
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from hypertune.best import WEIGHTS_FILE, keep_best
+    from hypertune.store import read_study
+
+    record = read_study(args.storage, args.name)
+    which = f"trial {args.trial}" if args.trial else f"the best trial by {record.objective_column}"
+    print(f"training {which} of {args.name} again, alone ...", flush=True)
+    best = keep_best(args.storage, args.name, args.trial)
+    params = ", ".join(f"{k}={v}" for k, v in best.params.items())
+    print(f"trial {best.trial_id} (seed {best.seed}; {params}):")
+    gap = _compare(record, best.recorded, best.retrained, "retrained")
+    if record.packs and gap is not None and REPRODUCED < gap <= ROUNDING:
+        print(f"agrees with the record to float rounding (up to {gap:.2g} relative): it trained "
+              "in a fused pack, and here alone as one torch module")  # fmt: skip
+    else:
+        print(_agreement(gap))
+    if best.test is None:
+        print(
+            "no test split: the data has none, so the validation metrics that chose this trial "
+            "are the only estimate, and they flatter it (a data module can return x_test, y_test)"
+        )
+    else:
+        shown = ", ".join(f"{k} {v:.6g}" for k, v in best.test.items())
+        print(f"test split (held out, seen by no trial): {shown}")
+    print(f"weights: {Path(best.folder) / WEIGHTS_FILE} "
+          f"(hypertune.load_best({args.storage!r}, {args.name!r}))")  # fmt: skip
+    return 0
+
+
+def _compare(
+    record: StudyRecord, recorded: dict[str, float], metrics: dict[str, float], label: str
+) -> float | None:
+    """Print the recorded and the new last-epoch metrics side by side; return their largest
+    relative difference (None: nothing finite to compare)."""
+    names = [record.metric.name, f"{record.metric.name}_best", "accuracy", "valid_loss"]
+    print(f"{'metric':<18}{'recorded':>12}{label:>12}")
     for name in dict.fromkeys(names):
         if name in metrics:
-            recorded = row.metrics.get(name, float("nan"))
-            print(f"{name:<18}{recorded:>12.6g}{metrics[name]:>12.6g}")
+            value = recorded.get(name, float("nan"))
+            print(f"{name:<18}{value:>12.6g}{metrics[name]:>12.6g}")
     gaps = [
         abs(metrics[k] - v) / max(abs(v), 1e-12)
-        for k, v in row.metrics.items()
+        for k, v in recorded.items()
         if k in metrics and math.isfinite(v) and math.isfinite(metrics[k])
     ]
-    if not gaps:
-        print("nothing to compare: the recorded metrics are not finite")
-    elif max(gaps) <= REPRODUCED:
-        print("reproduced: every metric as recorded")
-    else:
-        print(f"not reproduced: metrics differ from the record by up to {max(gaps):.2g} (relative)")
-    return 0
+    return max(gaps) if gaps else None
+
+
+def _agreement(gap: float | None) -> str:
+    if gap is None:
+        return "nothing to compare: the recorded metrics are not finite"
+    if gap <= REPRODUCED:
+        return "reproduced: every metric as recorded"
+    return f"not reproduced: metrics differ from the record by up to {gap:.2g} (relative)"

@@ -1,4 +1,5 @@
-"""Command line: run | show | report | resume | rerun. User errors: one `error:` line, exit 2.
+"""Command line: run | show | report | resume | rerun | best. User errors: one `error:`
+line, exit 2.
 
 :func:`main` parses (:mod:`.parser`), sets Ray's settings, and turns every `HypertuneError`,
 a full disk and Ctrl-C into one line and an exit code; the commands are in :mod:`.commands`
@@ -26,7 +27,7 @@ from hypertune.cli.commands import EXIT_USER_ERROR, cmd_resume, cmd_run
 from hypertune.cli.parser import build_parser
 from hypertune.errors import HypertuneError, one_line
 from hypertune.interrupts import sigterm_interrupts
-from hypertune.show import cmd_report, cmd_rerun, cmd_show
+from hypertune.show import cmd_best, cmd_report, cmd_rerun, cmd_show
 
 DEFAULT_CONFIG = Path("configs/default.toml")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": cmd_report,
         "resume": cmd_resume,
         "rerun": cmd_rerun,
+        "best": cmd_best,
     }
     _show_warnings()
     _quiet_ray()

@@ -169,6 +169,8 @@ def _summary(
         values = ", ".join(f"{p}={value_text(best[p])}" for p in record.params)
         score = float(best[objective])
         print(f"best: {values} -> {objective} = {score:.4g} (trial {best['trial_id']})")
+        where = "" if args.storage == "runs" else f" --storage {args.storage}"
+        print(f"its weights: `best {path.name}{where}` trains it again and keeps them")
     print(f"results: {path / 'results.csv'}")
     try:
         written = write_study_report(record, results, args, None, None, None, None)

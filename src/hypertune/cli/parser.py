@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("name")
     rerun.add_argument("trial_id")
     _add_storage(rerun)
+
+    best = commands.add_parser(
+        "best",
+        help="train the best trial again and keep its weights (runs/<name>/best/); evaluate "
+        "it on the data's test split where there is one",
+    )
+    best.add_argument("name")
+    best.add_argument("--trial", help="keep this trial instead of the best by the objective")
+    _add_storage(best)
     return parser
 
 

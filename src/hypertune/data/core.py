@@ -34,6 +34,8 @@ class DataBundle:
         num_classes: number of classes.
         fingerprint: sha256 over the tensors (and lengths), first 16 hex digits.
         lengths_train, lengths_valid: true lengths of padded sequences, or None.
+        x_test, y_test, lengths_test: a held-out test split that no trial sees (only `best`
+            evaluates on it), or None where the dataset has none.
     """
 
     name: str
@@ -46,6 +48,9 @@ class DataBundle:
     fingerprint: str
     lengths_train: torch.Tensor | None = None
     lengths_valid: torch.Tensor | None = None
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+    lengths_test: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> DataBundle:
         """The same bundle with every tensor on `device`."""
@@ -53,7 +58,7 @@ class DataBundle:
             key: getattr(self, key).to(device)
             for key in ("x_train", "y_train", "x_valid", "y_valid")
         }
-        for key in ("lengths_train", "lengths_valid"):
+        for key in ("lengths_train", "lengths_valid", "x_test", "y_test", "lengths_test"):
             value = getattr(self, key)
             moved[key] = None if value is None else value.to(device)
         return DataBundle(
@@ -70,6 +75,7 @@ class DataBundle:
             "name": self.name,
             "train": len(self.y_train),
             "valid": len(self.y_valid),
+            **({} if self.y_test is None else {"test": len(self.y_test)}),
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "fingerprint": self.fingerprint,

@@ -5,7 +5,8 @@ validation split, as NumPy arrays or torch tensors, in one of these forms:
 
 - ``(x_train, y_train, x_valid, y_valid)``,
 - a dict with those four keys, and optionally ``lengths_train``/``lengths_valid`` (true
-  lengths of padded sequences) and ``num_classes``,
+  lengths of padded sequences), ``num_classes``, and a held-out test split ``x_test``/``y_test``
+  (and ``lengths_test``) that no trial sees: only ``hypertune best`` evaluates on it,
 - a :class:`~hypertune.data.DataBundle`.
 
 Labels are class indices 0..C-1; the number of classes (unless given), the input shape and the
@@ -28,6 +29,7 @@ from hypertune.usercode import CodeRecord, load, load_recorded
 
 WHERE = "study.data"
 PARTS = ("x_train", "y_train", "x_valid", "y_valid")
+OPTIONAL = ("lengths_train", "lengths_valid", "x_test", "y_test", "lengths_test")
 
 
 def use_data(
@@ -98,7 +100,7 @@ def to_bundle(reference: str, result: Any) -> DataBundle:
                 f"the keys {', '.join(PARTS)}"
             )
         parts = {k: result[k] for k in PARTS}
-        extra = {k: result.get(k) for k in ("lengths_train", "lengths_valid", "num_classes")}
+        extra = {k: result.get(k) for k in (*OPTIONAL, "num_classes")}
     elif isinstance(result, tuple | list) and len(result) == 4:
         parts, extra = dict(zip(PARTS, result, strict=True)), {}
     else:
@@ -107,41 +109,49 @@ def to_bundle(reference: str, result: Any) -> DataBundle:
             f"data: '{reference}' returned {shown}; expected (x_train, y_train, x_valid, "
             "y_valid), a dict of those, or a DataBundle"
         )
-    x_train, x_valid = (_features(reference, k, parts[k]) for k in ("x_train", "x_valid"))
-    y_train, y_valid = (_labels(reference, k, parts[k]) for k in ("y_train", "y_valid"))
-    for x, y, part in ((x_train, y_train, "train"), (x_valid, y_valid, "valid")):
-        if len(x) != len(y):
+    if (extra.get("x_test") is None) != (extra.get("y_test") is None):
+        raise DataError(f"data: '{reference}': x_test and y_test go together; give both or neither")
+    if extra.get("x_test") is not None:
+        parts.update(x_test=extra["x_test"], y_test=extra["y_test"])
+    splits = [s for s in ("train", "valid", "test") if f"x_{s}" in parts]
+    xs = {s: _features(reference, f"x_{s}", parts[f"x_{s}"]) for s in splits}
+    ys = {s: _labels(reference, f"y_{s}", parts[f"y_{s}"]) for s in splits}
+    for part in splits:
+        if len(xs[part]) != len(ys[part]):
             raise DataError(
-                f"data: '{reference}': x_{part} has {len(x)} examples but y_{part} {len(y)}"
+                f"data: '{reference}': x_{part} has {len(xs[part])} examples but y_{part} "
+                f"{len(ys[part])}"
             )
-        if len(x) == 0:
+        if len(xs[part]) == 0:
             raise DataError(f"data: '{reference}': x_{part} is empty")
-    if x_train.shape[1:] != x_valid.shape[1:]:
-        raise DataError(
-            f"data: '{reference}': x_train's examples are {tuple(x_train.shape[1:])} but "
-            f"x_valid's {tuple(x_valid.shape[1:])}; they must have one shape"
-        )
-    num_classes = _num_classes(reference, extra.get("num_classes"), y_train, y_valid)
-    lengths = [
-        _lengths(reference, f"lengths_{part}", extra.get(f"lengths_{part}"), x)
-        for part, x in (("train", x_train), ("valid", x_valid))
-    ]
-    tensors = [x_train, y_train, x_valid, y_valid]
-    if lengths[0] is not None and lengths[1] is not None:
-        tensors += [lengths[0], lengths[1]]
-    else:
-        lengths = [None, None]
+        if xs[part].shape[1:] != xs["train"].shape[1:]:
+            raise DataError(
+                f"data: '{reference}': x_train's examples are {tuple(xs['train'].shape[1:])} but "
+                f"x_{part}'s {tuple(xs[part].shape[1:])}; they must have one shape"
+            )
+    num_classes = _num_classes(reference, extra.get("num_classes"), *ys.values())
+    lengths = {
+        s: _lengths(reference, f"lengths_{s}", extra.get(f"lengths_{s}"), xs[s]) for s in splits
+    }
+    if any(v is None for v in lengths.values()):
+        lengths = dict.fromkeys(splits)
+    # Without a test split, the hash of the days before one could be given.
+    tensors = [t for s in splits for t in (xs[s], ys[s])]
+    tensors += [t for t in lengths.values() if t is not None]
     return DataBundle(
         name=reference,
-        x_train=x_train,
-        y_train=y_train,
-        x_valid=x_valid,
-        y_valid=y_valid,
-        input_shape=tuple(x_train.shape[1:]),
+        x_train=xs["train"],
+        y_train=ys["train"],
+        x_valid=xs["valid"],
+        y_valid=ys["valid"],
+        input_shape=tuple(xs["train"].shape[1:]),
         num_classes=num_classes,
         fingerprint=fingerprint(tensors),
-        lengths_train=lengths[0],
-        lengths_valid=lengths[1],
+        lengths_train=lengths["train"],
+        lengths_valid=lengths["valid"],
+        x_test=xs.get("test"),
+        y_test=ys.get("test"),
+        lengths_test=lengths.get("test"),
     )
 
 

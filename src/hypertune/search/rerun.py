@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from torch import nn
 
 from hypertune import store
 from hypertune.config import StudyConfig
@@ -14,7 +17,7 @@ from hypertune.record import TrialRecord
 from hypertune.search.code import load_recorded_code
 from hypertune.search.plan import planned
 from hypertune.space import SEED_KEY, decode_config
-from hypertune.train import TrainSettings, fit, fit_member
+from hypertune.train import TrainSettings, fit, fit_member, fit_module
 
 SHOWN_IDS = 10  # trial ids an error lists before "..."
 
@@ -30,6 +33,64 @@ def rerun_trial(
         StudyError: no such study or trial, or the data changed since the study ran.
         ConfigError: the study's own model or data module is gone or changed since it ran.
     """
+    again = _recorded(storage, name, trial_id)
+    point = {**again.searched, SEED_KEY: again.recorded.seed}
+    config, data = again.config, again.data
+    if again.fused and _in_a_pack(point, config, data, again.slots):
+        # As its pack trained it (a GRU or LSTM member too, which alone trains as torch's module).
+        metrics = fit_member(again.trial, data, again.settings, again.recorded.seed)
+    else:
+        metrics = fit(again.trial, data, again.settings, seed=again.recorded.seed)
+    return metrics, again.recorded
+
+
+@dataclass(frozen=True)
+class Retrained:
+    """One recorded trial trained again as one torch module: its model (trained), metrics,
+    recorded row, configuration and data."""
+
+    model: nn.Module
+    metrics: dict[str, float]
+    recorded: TrialRecord
+    trial: dict[str, Any]
+    data: DataBundle
+
+
+def retrain_model(storage: str | Path, name: str, trial_id: str) -> Retrained:
+    """Train one recorded trial again, alone, as one `nn.Module` stepped by torch's optimizer,
+    and keep the model: what `best` saves. A member of a fused pack trained so equals its
+    pack's training to float rounding (:func:`rerun_trial` reruns it bit for bit instead).
+
+    Raises:
+        StudyError, ConfigError: as :func:`rerun_trial`; StudyError also for a study trained
+            with mltrainer, whose loop hands back no model.
+    """
+    again = _recorded(storage, name, trial_id)
+    if again.settings.trainer == "mltrainer":
+        raise StudyError(
+            f"study '{name}' trained with mltrainer, whose loop keeps no model; its trials "
+            "can be rerun (rerun), not kept"
+        )
+    kept: list[nn.Module] = []
+    metrics = fit_module(again.trial, again.data, again.settings, again.recorded.seed,
+                         trained=kept.append)  # fmt: skip
+    return Retrained(kept[0], metrics, again.recorded, again.trial, again.data)
+
+
+@dataclass(frozen=True)
+class _Again:
+    config: StudyConfig
+    recorded: TrialRecord
+    searched: dict[str, Any]
+    trial: dict[str, Any]
+    data: DataBundle
+    settings: TrainSettings
+    fused: bool
+    slots: int
+
+
+def _recorded(storage: str | Path, name: str, trial_id: str) -> _Again:
+    """What training one recorded trial again needs, read from its study's files."""
     record = store.read_study(storage, name)
     config = record.study_config()
     results = store.read_results(storage, name)
@@ -51,13 +112,8 @@ def rerun_trial(
         trainer=config.trainer,
         fused=bool(record.packs),  # a member of a fused study reruns as a pack of one
     )
-    point = {**searched, SEED_KEY: recorded.seed}
-    if record.packs and _in_a_pack(point, config, data, int(record.packs.get("slots", 1))):
-        # As its pack trained it (a GRU or LSTM member too, which alone trains as torch's module).
-        metrics = fit_member(trial, data, settings, recorded.seed)
-    else:
-        metrics = fit(trial, data, settings, seed=recorded.seed)
-    return metrics, recorded
+    slots = int(record.packs.get("slots", 1)) if record.packs else 1
+    return _Again(config, recorded, searched, trial, data, settings, bool(record.packs), slots)
 
 
 def _in_a_pack(point: dict[str, Any], config: StudyConfig, data: DataBundle, slots: int) -> bool:

@@ -8,7 +8,7 @@
 - :mod:`hypertune.train.fused`: many trials trained as one batched model.
 """
 
-from hypertune.train.loop import check_config, evaluate, fit, fit_member, fit_module
+from hypertune.train.loop import check_config, evaluate, evaluate_on, fit, fit_member, fit_module
 from hypertune.train.settings import SECONDS, Report, Save, State, TrainSettings, warm_up
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "TrainSettings",
     "check_config",
     "evaluate",
+    "evaluate_on",
     "fit",
     "fit_member",
     "fit_module",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -109,9 +109,11 @@ def fit_module(
     report: Report | None = None,
     resume: State | None = None,
     save: Save | None = None,
+    trained: Callable[[nn.Module], None] | None = None,
 ) -> dict[str, float]:
     """`fit` as one `nn.Module` stepped by torch's optimizer: how a trial trains alone (and,
-    in float64, what a fused member's training equals)."""
+    in float64, what a fused member's training equals). `trained` is handed the model once
+    its last epoch is done (`best` keeps its weights)."""
     keys = trainer_keys(config)
     started = start(settings, seed)
     device = torch.device(settings.device)
@@ -166,6 +168,8 @@ def fit_module(
             report({**metrics, SECONDS: seconds})
         if not finite:
             break
+    if trained is not None:
+        trained(model)
     return metrics
 
 
@@ -200,11 +204,22 @@ def _train_epoch(
     return float(total) / count  # one device sync per epoch
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, data: DataBundle, loss_fn: nn.Module) -> tuple[float, float]:
     """Validation loss and accuracy over the whole validation split."""
+    return evaluate_on(model, data.x_valid, data.y_valid, data.lengths_valid, loss_fn)
+
+
+@torch.no_grad()
+def evaluate_on(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    loss_fn: nn.Module | None = None,
+) -> tuple[float, float]:
+    """Loss (cross-entropy unless `loss_fn`) and accuracy of `model` on the examples `x`."""
     model.eval()
-    logits = _forward(model, data.x_valid, data.lengths_valid)
-    loss = float(loss_fn(logits, data.y_valid))
-    accuracy = float((logits.argmax(dim=1) == data.y_valid).float().mean())
+    logits = _forward(model, x, lengths)
+    loss = float((loss_fn or nn.CrossEntropyLoss())(logits, y))
+    accuracy = float((logits.argmax(dim=1) == y).float().mean())
     return loss, accuracy
