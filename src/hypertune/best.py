@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ from torch import nn
 
 from hypertune import store
 from hypertune.errors import StudyError
+from hypertune.folders import clean_stale, swap_in, sync_files
 from hypertune.record import StudyRecord
 
 BEST_DIR = "best"
@@ -114,41 +116,37 @@ def load_best(storage: str | Path, name: str) -> nn.Module:
         StudyError: nothing kept yet (run `best NAME` first).
         ConfigError: the study's own model module is gone or changed since it ran.
     """
-    from hypertune.models import create_model, use_recorded_model
-    from hypertune.search.code import MODEL
+    from hypertune.models import create_model
+    from hypertune.search.code import use_recorded_models
 
     record = store.read_study(storage, name)
     file = store.study_dir(storage, name) / BEST_DIR / WEIGHTS_FILE
     if not file.is_file():
         raise StudyError(f"study '{name}' has no kept model; keep one with `best {name}`")
     kept = torch.load(file, map_location="cpu", weights_only=True)
-    for code in record.code:
-        if code.get("where") == MODEL:
-            use_recorded_model(code)
+    use_recorded_models(record)
     model = create_model(kept["config"], tuple(kept["input_shape"]), kept["num_classes"])
     model.load_state_dict(kept["state_dict"])
     return model.eval()
 
 
 def _replace(folder: Path, weights: dict[str, Any], summary: dict[str, Any]) -> None:
-    """Write the kept set beside `folder`, then put it in its place: a crash leaves the old set
-    or the new one whole, never half of each."""
-    fresh = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    """Write the kept set in a hidden sibling of `folder`, then swap it in (as a report set
+    is): a crash leaves the old set or the new one whole, never half of each."""
+    clean_stale(folder)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.new-{os.getpid()}-"))
     try:
-        fresh.chmod(0o777 & ~store.current_umask())  # as any folder made here (mkdtemp: 0700)
-        torch.save(weights, fresh / WEIGHTS_FILE)
+        staging.chmod(0o777 & ~store.current_umask())  # as any folder made here (mkdtemp: 0700)
+        torch.save(weights, staging / WEIGHTS_FILE)
         text = json.dumps(_plain(summary), indent=2) + "\n"
-        (fresh / SUMMARY_FILE).write_text(text, encoding="utf-8")
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}-old-", dir=folder.parent))
-            folder.rename(old / folder.name)
-            fresh.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            fresh.rename(folder)
-    finally:
-        if fresh.exists():
-            shutil.rmtree(fresh, ignore_errors=True)
+        (staging / SUMMARY_FILE).write_text(text, encoding="utf-8")
+        sync_files(staging)
+        old = swap_in(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _plain(value: Any) -> Any:

@@ -12,8 +12,6 @@ before manifests, it holds nothing but report files); anything else is refused
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import errno
 import json
 import os
@@ -24,10 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hypertune.errors import OutputError
+from hypertune.folders import clean_stale, swap_in, sync_files
 from hypertune.store import current_umask, is_disk_full
 
-_RENAME_EXCHANGE = 2  # renameat2 flag (Linux 3.15+): swap two paths atomically
-_AT_FDCWD = -100
 MANIFEST = ".hypertune-report.json"  # in every report set: which study it is a report of
 # What a report set holds, for folders written before the manifest existed.
 _REPORT_FILES = re.compile(r"(heatmap_.+\.png|pairs\.png|report\.pdf|report\.md)")
@@ -58,9 +55,9 @@ def publish(folder: Path, build: Callable[[Path], list[Path]], study: str) -> li
         staging.chmod(0o777 & ~current_umask())
         written = build(staging)
         _write_manifest(staging, study)
-        _sync(staging)
+        sync_files(staging)
         check_target(target, study)  # still a report of this study, just before the swap
-        old = _swap(staging, target)
+        old = swap_in(staging, target)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError):
@@ -115,16 +112,6 @@ def report_of(folder: Path) -> str | None:
     return study if isinstance(study, str) else None
 
 
-def clean_stale(folder: Path) -> None:
-    """Remove hidden staging folders of `folder` left by report processes that died."""
-    for path in folder.parent.glob(f".{folder.name}.*-*-*"):
-        kind, _, rest = path.name.removeprefix(f".{folder.name}.").partition("-")
-        pid = rest.split("-")[0]
-        ours = kind in ("new", "old") and path.is_dir() and not path.is_symlink()
-        if ours and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def _write_manifest(staging: Path, study: str) -> None:
     text = json.dumps({"study": study, "files": sorted(p.name for p in staging.iterdir())})
     (staging / MANIFEST).write_text(text + "\n", encoding="utf-8")
@@ -144,46 +131,3 @@ def _output_error(exc: OSError, folder: Path) -> OutputError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return OutputError(f"--out: no space left on the device of {folder}; no report written")
     return OutputError(f"--out: cannot write the report to {folder} ({exc.strerror or exc})")
-
-
-def _swap(staging: Path, folder: Path) -> Path | None:
-    """Put `staging` at `folder`; return the old set's folder to delete, if any."""
-    if not folder.exists():
-        os.rename(staging, folder)
-        return None
-    if _exchange(staging, folder):
-        return staging  # now holds the old set
-    # Without an atomic exchange: two renames; the old set stays whole in `aside` meanwhile.
-    aside = folder.parent / f".{folder.name}.old-{os.getpid()}-{staging.name[-8:]}"
-    os.rename(folder, aside)
-    os.rename(staging, folder)
-    return aside
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two folders in one step where the system can (Linux renameat2); False if not."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-        done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-        return bool(done == 0)
-    return False
-
-
-def _sync(folder: Path) -> None:
-    """Flush the set's files to disk before they become visible (a crash keeps them whole)."""
-    for path in folder.iterdir():
-        with contextlib.suppress(OSError), open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -63,11 +63,10 @@ def load_recorded_code(
         StudyError: the data changed since the study ran (:func:`check_same_data`).
     """
     records = list(study.code)
+    use_recorded_models(study)
     data: DataBundle | None = None
     for record in records:
-        if record.get("where") == MODEL:
-            use_recorded_model(record)
-        elif record.get("where") == DATA:
+        if record.get("where") == DATA:
             from hypertune.data.user import use_recorded_data
 
             data = use_recorded_data(record, config.data_options)[0]
@@ -78,6 +77,17 @@ def load_recorded_code(
         data = load_dataset(config.data, **config.data_options)
     check_same_data(study, data)
     return data, records
+
+
+def use_recorded_models(study: StudyRecord) -> None:
+    """Register the study's own model builders again from the files study.json names.
+
+    Raises:
+        ConfigError: a recorded file is gone or changed since the study ran.
+    """
+    for record in study.code:
+        if record.get("where") == MODEL:
+            use_recorded_model(record)
 
 
 def check_same_data(record: StudyRecord, data: DataBundle) -> None:

@@ -36,7 +36,7 @@ def rerun_trial(
     again = _recorded(storage, name, trial_id)
     point = {**again.searched, SEED_KEY: again.recorded.seed}
     config, data = again.config, again.data
-    if again.fused and _in_a_pack(point, config, data, again.slots):
+    if again.settings.fused and _in_a_pack(point, config, data, again.slots):
         # As its pack trained it (a GRU or LSTM member too, which alone trains as torch's module).
         metrics = fit_member(again.trial, data, again.settings, again.recorded.seed)
     else:
@@ -85,7 +85,6 @@ class _Again:
     trial: dict[str, Any]
     data: DataBundle
     settings: TrainSettings
-    fused: bool
     slots: int
 
 
@@ -113,7 +112,7 @@ def _recorded(storage: str | Path, name: str, trial_id: str) -> _Again:
         fused=bool(record.packs),  # a member of a fused study reruns as a pack of one
     )
     slots = int(record.packs.get("slots", 1)) if record.packs else 1
-    return _Again(config, recorded, searched, trial, data, settings, bool(record.packs), slots)
+    return _Again(config, recorded, searched, trial, data, settings, slots)
 
 
 def _in_a_pack(point: dict[str, Any], config: StudyConfig, data: DataBundle, slots: int) -> bool:
