@@ -62,8 +62,10 @@ def test_smoke_study_end_to_end(tiny_study: Path, tmp_path: Path) -> None:
     assert float(row[1]) == pytest.approx(results["valid_loss"].iloc[0], rel=1e-5)
     assert rerun.stdout.strip().endswith("reproduced: every metric as recorded")
 
+    assert not (tmp_path / "runs" / "tiny" / "weights").exists()  # kept only when asked
     best = run_cli("best", "tiny", cwd=tmp_path)
     assert best.returncode == 0, best.stderr
+    assert best.stdout.startswith("training the best trial by valid_loss_best of tiny again")
     assert "no test split: the data has none" in best.stdout
     assert (tmp_path / "runs" / "tiny" / "best" / "model.pt").stat().st_size
     none = run_cli("best", "tiny", "--trial", "nope", cwd=tmp_path)

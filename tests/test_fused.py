@@ -14,7 +14,7 @@ from conftest import ROOT
 from hypertune.config import from_dict
 from hypertune.data import DataBundle, load_dataset
 from hypertune.errors import ConfigError
-from hypertune.models import TrainerKeys, resolve_config
+from hypertune.models import TrainerKeys, create_model, resolve_config
 from hypertune.search import packs
 from hypertune.search.order import trial_points
 from hypertune.space import SEED_KEY
@@ -423,12 +423,25 @@ def test_members_of_different_width_and_depth_train_as_they_would_alone_in_float
         configs = [{**c, "hidden_size": w} for c, w in zip(configs, widths, strict=True)]
     assert len({pack_key(c, data) for c in configs}) == 1  # one pack
     settings = TrainSettings(epochs=2)
-    packed = fit_pack(configs, data, settings, [0, 1, 2])
+    kept: list[dict[str, torch.Tensor]] = []
+    packed = fit_pack(configs, data, settings, [0, 1, 2], trained=kept.extend)
     # Alone: torch's own modules (nn.GRU over packed sequences), stepped by torch.optim.
-    alone = [fit_module(c, data, settings, seed=s) for c, s in zip(configs, [0, 1, 2], strict=True)]
+    own_weights: list[dict[str, torch.Tensor]] = []
+    alone = [
+        fit_module(c, data, settings, seed=s, trained=own_weights.extend)
+        for c, s in zip(configs, [0, 1, 2], strict=True)
+    ]
     for mine, own in zip(packed, alone, strict=True):
         assert close(mine, own, 1e-9), (mine, own)
     assert len({round(m["train_loss"], 9) for m in packed}) == len(packed)
+    # Each member's weights, cut out of the pack, are the ones it trained alone, by name.
+    assert len(kept) == len(own_weights) == len(configs)
+    for config, mine_state, own_state in zip(configs, kept, own_weights, strict=True):
+        assert list(mine_state) == list(own_state)
+        for name, tensor in own_state.items():
+            torch.testing.assert_close(mine_state[name], tensor, rtol=1e-6, atol=1e-9)
+        model = create_model(config, data.input_shape, data.num_classes)
+        model.load_state_dict(mine_state)  # strict: exactly the model's own tensors
 
 
 def test_a_padded_member_keeps_its_padding_at_zero() -> None:

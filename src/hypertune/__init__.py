@@ -67,17 +67,19 @@ def run_study(
 
 
 def keep_best(storage: str | Path, name: str, trial_id: str | None = None) -> Any:
-    """Train a study's best trial (or `trial_id`) again and keep its weights in
-    storage/<name>/best/; a :class:`hypertune.best.BestModel` with its validation metrics
-    (recorded and retrained) and its test-split metrics where the data has a test split."""
+    """Keep a study's best trial's (or `trial_id`'s) model in storage/<name>/best/: the
+    weights the study kept of it (keep_weights), else the trial trained again. Returns a
+    :class:`hypertune.best.BestModel` with its validation metrics (recorded, and of the model
+    now) and its test-split metrics where the data has a test split."""
     from hypertune.best import keep_best as keep
 
     return keep(storage, name, trial_id)
 
 
-def load_best(storage: str | Path, name: str) -> Any:
-    """The model `keep_best` (or `best NAME`) kept for study `name`: a torch module with its
-    trained weights, in eval mode."""
+def load_best(storage: str | Path, name: str, trial_id: str | None = None) -> Any:
+    """The model `keep_best` (or `best NAME`) kept for study `name`, or with `trial_id` the
+    weights a study run with keep_weights kept of that trial: a torch module with its trained
+    weights, in eval mode."""
     from hypertune.best import load_best as load
 
-    return load(storage, name)
+    return load(storage, name, trial_id)

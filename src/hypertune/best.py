@@ -1,11 +1,12 @@
-"""The best trial's model: trained again alone, its weights kept in runs/<study>/best/.
+"""The best trial's model, its weights kept in runs/<study>/best/.
 
-A study keeps each trial's record, not its weights (a few thousand trials of weights would
-dwarf the study). `keep_best` trains the best trial by the objective (or a trial named) again
-from its record, checks it against the record on the validation split, and evaluates it on the
-dataset's held-out test split where the data has one: the validation split chose the trial, so
-only the test split tells how well the chosen model does on data no choice has seen.
-`load_best` gives the kept model back as a torch module.
+A study keeps each trial's record, and its weights only where it was run with `keep_weights`
+(a few thousand trials of weights would dwarf the study). `keep_best` takes the best trial by
+the objective (or a trial named): its kept weights where the study has them, else the trial
+trained again from its record. It checks the model against the record on the validation split,
+and evaluates it on the dataset's held-out test split where the data has one: the validation
+split chose the trial, so only the test split tells how well the chosen model does on data no
+choice has seen. `load_best` gives the kept model back as a torch module.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from hypertune import store
+from hypertune import store, weights
+from hypertune.data import DataBundle
 from hypertune.errors import StudyError
 from hypertune.folders import clean_stale, swap_in, sync_files
-from hypertune.record import StudyRecord
+from hypertune.record import StudyRecord, TrialRecord
 
 BEST_DIR = "best"
 WEIGHTS_FILE = "model.pt"
@@ -34,9 +36,9 @@ SUMMARY_FILE = "best.json"
 
 @dataclass(frozen=True)
 class BestModel:
-    """What `keep_best` kept: the trial, its recorded and retrained last-epoch metrics on the
-    validation split, its test-split metrics (None: the data has no test split) and where the
-    weights are."""
+    """What `keep_best` kept: the trial, its recorded and its model's last-epoch metrics on the
+    validation split, its test-split metrics (None: the data has no test split), where the
+    weights are, and where they came from (`source`: "kept" by the study, or "retrained")."""
 
     study: str
     trial_id: str
@@ -46,6 +48,7 @@ class BestModel:
     retrained: dict[str, float]
     test: dict[str, float] | None
     folder: str
+    source: str = "retrained"
 
 
 def best_trial_id(record: StudyRecord, storage: str | Path, name: str) -> str:
@@ -66,78 +69,122 @@ def best_trial_id(record: StudyRecord, storage: str | Path, name: str) -> str:
 
 
 def keep_best(storage: str | Path, name: str, trial_id: str | None = None) -> BestModel:
-    """Train the best trial (or `trial_id`) again, alone, and keep its weights and metrics in
-    runs/<name>/best/ (model.pt, best.json), replacing what an earlier call kept there only
-    once the new set is complete.
+    """Keep the best trial's (or `trial_id`'s) model and metrics in runs/<name>/best/
+    (model.pt, best.json), replacing what an earlier call kept there only once the new set is
+    complete: the weights the study kept of it (`keep_weights`), else the trial trained again,
+    alone.
 
     Raises:
         StudyError, ConfigError: as `rerun`; the study is being run by another process.
     """
-    from hypertune.search.rerun import retrain_model
     from hypertune.train import evaluate_on
 
     record = store.read_study(storage, name)
     path = store.study_dir(storage, name)
     with store.study_lock(path):
         trial_id = trial_id or best_trial_id(record, storage, name)
-        again = retrain_model(storage, name, trial_id)
-        data = again.data
+        file = weights.trial_file(storage, name, trial_id)
+        model = (
+            _kept(storage, name, trial_id, file)
+            if file.is_file()
+            else _retrained(storage, name, trial_id)
+        )
+        data = model.data
         test = None
         if data.x_test is not None and data.y_test is not None:
-            loss, accuracy = evaluate_on(again.model, data.x_test, data.y_test, data.lengths_test)
+            loss, accuracy = evaluate_on(model.model, data.x_test, data.y_test, data.lengths_test)
             test = {"test_loss": loss, "test_accuracy": accuracy}
         best = BestModel(
             study=name,
             trial_id=trial_id,
-            seed=again.recorded.seed,
-            params=dict(again.recorded.params),
-            recorded={k: v for k, v in again.recorded.metrics.items() if k in again.metrics},
-            retrained=again.metrics,
+            seed=model.recorded.seed,
+            params=dict(model.recorded.params),
+            recorded={k: v for k, v in model.recorded.metrics.items() if k in model.metrics},
+            retrained=model.metrics,
             test=test,
             folder=str(path / BEST_DIR),
+            source=model.source,
         )
-        weights = {
-            "state_dict": again.model.state_dict(),
-            "config": dict(again.trial),
-            "input_shape": list(data.input_shape),
-            "num_classes": data.num_classes,
+        contents = {
+            **weights.payload(model.state, model.trial, data.input_shape, data.num_classes),
             "study": name,
             "trial_id": trial_id,
-            "seed": again.recorded.seed,
+            "seed": model.recorded.seed,
         }
-        _replace(path / BEST_DIR, weights, asdict(best))
+        _replace(path / BEST_DIR, contents, asdict(best))
     return best
 
 
-def load_best(storage: str | Path, name: str) -> nn.Module:
-    """The model `keep_best` kept for study `name`, with its weights, in eval mode.
+@dataclass(frozen=True)
+class _Model:
+    """One trial's trained model, its validation metrics now, its record, config and data."""
+
+    model: nn.Module
+    state: dict[str, torch.Tensor]
+    metrics: dict[str, float]
+    recorded: TrialRecord
+    trial: dict[str, Any]
+    data: DataBundle
+    source: str
+
+
+def _retrained(storage: str | Path, name: str, trial_id: str) -> _Model:
+    from hypertune.search.rerun import retrain_model
+
+    again = retrain_model(storage, name, trial_id)
+    state = again.model.state_dict()
+    return _Model(again.model, state, again.metrics, again.recorded, again.trial, again.data,
+                  "retrained")  # fmt: skip
+
+
+def _kept(storage: str | Path, name: str, trial_id: str, file: Path) -> _Model:
+    """The weights the study kept of `trial_id`, tested again on the validation split."""
+    from hypertune.search.rerun import recorded_trial
+    from hypertune.train import evaluate
+
+    again = recorded_trial(storage, name, trial_id)
+    contents = weights.read(file)
+    model = weights.build(contents)
+    valid_loss, accuracy = evaluate(model, again.data, nn.CrossEntropyLoss())
+    metrics = {"valid_loss": valid_loss, "accuracy": accuracy}
+    return _Model(model, contents["state_dict"], metrics, again.recorded, again.trial,
+                  again.data, "kept")  # fmt: skip
+
+
+def load_best(storage: str | Path, name: str, trial_id: str | None = None) -> nn.Module:
+    """The model `keep_best` kept for study `name` (or the weights the study kept of trial
+    `trial_id`, run with `keep_weights`), with its weights, in eval mode.
 
     Raises:
-        StudyError: nothing kept yet (run `best NAME` first).
+        StudyError: nothing kept yet (run `best NAME` first, or the study with keep_weights).
         ConfigError: the study's own model module is gone or changed since it ran.
     """
-    from hypertune.models import create_model
     from hypertune.search.code import use_recorded_models
 
     record = store.read_study(storage, name)
-    file = store.study_dir(storage, name) / BEST_DIR / WEIGHTS_FILE
-    if not file.is_file():
-        raise StudyError(f"study '{name}' has no kept model; keep one with `best {name}`")
-    kept = torch.load(file, map_location="cpu", weights_only=True)
+    if trial_id is None:
+        file = store.study_dir(storage, name) / BEST_DIR / WEIGHTS_FILE
+        if not file.is_file():
+            raise StudyError(f"study '{name}' has no kept model; keep one with `best {name}`")
+    else:
+        file = weights.trial_file(storage, name, trial_id)
+        if not file.is_file():
+            raise StudyError(
+                f"study '{name}' kept no weights of trial '{trial_id}' (a study keeps every "
+                f"trial's with --keep-weights); `best {name} --trial {trial_id}` trains it again"
+            )
     use_recorded_models(record)
-    model = create_model(kept["config"], tuple(kept["input_shape"]), kept["num_classes"])
-    model.load_state_dict(kept["state_dict"])
-    return model.eval()
+    return weights.build(weights.read(file))
 
 
-def _replace(folder: Path, weights: dict[str, Any], summary: dict[str, Any]) -> None:
+def _replace(folder: Path, contents: dict[str, Any], summary: dict[str, Any]) -> None:
     """Write the kept set in a hidden sibling of `folder`, then swap it in (as a report set
     is): a crash leaves the old set or the new one whole, never half of each."""
     clean_stale(folder)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.new-{os.getpid()}-"))
     try:
         staging.chmod(0o777 & ~store.current_umask())  # as any folder made here (mkdtemp: 0700)
-        torch.save(weights, staging / WEIGHTS_FILE)
+        torch.save(contents, staging / WEIGHTS_FILE)
         text = json.dumps(_plain(summary), indent=2) + "\n"
         (staging / SUMMARY_FILE).write_text(text, encoding="utf-8")
         sync_files(staging)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -37,9 +36,6 @@ TRAINERS = ("hypertune", "mltrainer")
 AGGREGATES = ("mean", "median", "min", "max")
 # The most trials one study may plan; counted before any trial is built.
 MAX_TRIALS = 100_000
-# A study name is one folder name: no path, no `..`, no hidden folder, short enough for any
-# filesystem.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # Schedulers that stop trials early give them unequal budgets, which cannot share a heatmap.
 REFUSED_SCHEDULERS = ("hyperband", "asha", "median", "median_stopping", "pbt", "bohb")
 
@@ -58,6 +54,7 @@ _TABLES = {
         "retries",
         "checkpoint_seconds",
         "keep_checkpoints",
+        "keep_weights",
     },
     "model": None,  # any scalar; the model factory and trainer check the names
     "space": None,  # any parameter name; each value is a spec
@@ -117,6 +114,7 @@ class StudyConfig:
     # Trials checkpoint at the first epoch end this long after the last (0: every epoch).
     checkpoint_seconds: float = 10.0
     keep_checkpoints: bool = False  # False: a finished study's checkpoints are removed
+    keep_weights: bool = False  # True: every trial's final weights in runs/<name>/weights/
     # Where `module:callable` references are looked up first (the study file's folder).
     code_dir: str | None = field(default=None, compare=False)
     # The space of the study a --smoke run stands for: preflight checks all of it.
@@ -147,6 +145,7 @@ class StudyConfig:
             "retries": self.retries,
             "checkpoint_seconds": self.checkpoint_seconds,
             "keep_checkpoints": self.keep_checkpoints,
+            "keep_weights": self.keep_weights,
         }
         resources = {
             "cpus_per_trial": self.cpus_per_trial,
@@ -161,22 +160,6 @@ class StudyConfig:
             "resources": resources,
             "report": dict(self.report),
         }
-
-
-def check_name(name: str, where: str = "study name") -> str:
-    """Return `name` if it can name a study's folder; the same rule for every command.
-
-    Raises:
-        ConfigError: a path, `.` or `..`, more than 100 characters, or characters other than
-            letters, digits, '-', '_' and '.'.
-    """
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        shown = name if len(str(name)) <= 40 else f"{str(name)[:40]}..."
-        raise ConfigError(
-            f"{where}: '{shown}' is not a study name; use up to 100 letters, digits, '-', '_' "
-            "and '.', starting with a letter or digit"
-        )
-    return name
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:
@@ -220,14 +203,15 @@ def build_config(
 def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Return a copy of `raw` with CLI flags applied (None means: not given).
 
-    Keys: name, search, samples, metric, epochs, seeds, fuse, cpus_per_trial, gpus_per_trial,
-    params (a list of NAME=SPEC strings), drop_params (names to remove from [space]),
-    smoke (bool). A parameter given one value (`--param num_layers=2`, or one value in
+    Keys: name, search, samples, metric, epochs, seeds, fuse, keep_weights, cpus_per_trial,
+    gpus_per_trial, params (a list of NAME=SPEC strings), drop_params (names to remove from
+    [space]), smoke (bool). A parameter given one value (`--param num_layers=2`, or one value in
     `[space]`) is fixed: it moves to [model] and is not searched.
     """
     out = copy.deepcopy(dict(raw))
     study = out.setdefault("study", {})
-    for key in ("name", "search", "samples", "metric", "epochs", "seeds", "fuse"):
+    study_keys = ("name", "search", "samples", "metric", "epochs", "seeds", "fuse", "keep_weights")
+    for key in study_keys:
         if overrides.get(key) is not None:
             study[key] = overrides[key]
     resources = out.setdefault("resources", {})
@@ -283,7 +267,8 @@ def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     """Validate a TOML-shaped dict into a :class:`StudyConfig`."""
     _check_tables(raw)
     study = raw.get("study", {})
-    name = check_name(fields.text(study, "study.name", study.get("name", "study")), "study.name")
+    given = fields.text(study, "study.name", study.get("name", "study"))
+    name = fields.check_name(given, "study.name")
     scheduler = study.get("scheduler", "fifo")
     if str(scheduler).lower() != "fifo":
         raise ConfigError(
@@ -331,7 +316,13 @@ def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
         retries=fields.count(study, "study.retries", 2),
         checkpoint_seconds=fields.seconds(study, "study.checkpoint_seconds", 10.0),
         keep_checkpoints=fields.flag(study, "study.keep_checkpoints", False),
+        keep_weights=fields.flag(study, "study.keep_weights", False),
     )
+    if config.keep_weights and config.trainer == "mltrainer":
+        raise ConfigError(
+            "study.keep_weights: mltrainer's loop hands back no model to keep; "
+            "use trainer = 'hypertune' or leave keep_weights off"
+        )
     _check_size(config)
     return config
 

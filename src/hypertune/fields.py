@@ -7,10 +7,15 @@ part. Each returns the value (or `default` where the key is absent), checked.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hypertune.errors import ConfigError
+
+# A study name is one folder name: no path, no `..`, no hidden folder, short enough for any
+# filesystem.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def text(table: Mapping[str, Any], where: str, value: Any) -> str:
@@ -74,3 +79,19 @@ def resource(table: Mapping[str, Any], key: str, default: float, minimum: float)
     if not math.isfinite(value):
         raise ConfigError(f"resources.{key}: {value} is not a finite number")
     return float(value)
+
+
+def check_name(name: str, where: str = "study name") -> str:
+    """Return `name` if it can name a study's folder; the same rule for every command.
+
+    Raises:
+        ConfigError: a path, `.` or `..`, more than 100 characters, or characters other than
+            letters, digits, '-', '_' and '.'.
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        shown = name if len(str(name)) <= 40 else f"{str(name)[:40]}..."
+        raise ConfigError(
+            f"{where}: '{shown}' is not a study name; use up to 100 letters, digits, '-', '_' "
+            "and '.', starting with a letter or digit"
+        )
+    return name

@@ -181,19 +181,25 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from hypertune.best import WEIGHTS_FILE, keep_best
+    from hypertune import weights
+    from hypertune.best import WEIGHTS_FILE, best_trial_id, keep_best
     from hypertune.store import read_study
 
     record = read_study(args.storage, args.name)
-    which = f"trial {args.trial}" if args.trial else f"the best trial by {record.objective_column}"
-    print(f"training {which} of {args.name} again, alone ...", flush=True)
-    best = keep_best(args.storage, args.name, args.trial)
+    trial = args.trial or best_trial_id(record, args.storage, args.name)
+    which = f"trial {trial}" if args.trial else f"the best trial by {record.objective_column}"
+    if weights.trial_file(args.storage, args.name, trial).is_file():
+        print(f"testing the weights the study kept of {which} of {args.name} ...", flush=True)
+    else:
+        print(f"training {which} of {args.name} again, alone ...", flush=True)
+    best = keep_best(args.storage, args.name, trial)
     params = ", ".join(f"{k}={v}" for k, v in best.params.items())
     print(f"trial {best.trial_id} (seed {best.seed}; {params}):")
-    gap = _compare(record, best.recorded, best.retrained, "retrained")
+    gap = _compare(record, best.recorded, best.retrained, best.source)
     if record.packs and gap is not None and REPRODUCED < gap <= ROUNDING:
+        how = "trained here again" if best.source == "retrained" else "is evaluated here"
         print(f"agrees with the record to float rounding (up to {gap:.2g} relative): it trained "
-              "in a fused pack, and here alone as one torch module")  # fmt: skip
+              f"in a fused pack, and {how} alone as one torch module")  # fmt: skip
     else:
         print(_agreement(gap))
     if best.test is None:

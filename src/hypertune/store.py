@@ -25,8 +25,8 @@ from typing import IO, Any
 
 import pandas as pd
 
-from hypertune.config import check_name
 from hypertune.errors import DiskFullError, StudyError
+from hypertune.fields import check_name
 from hypertune.record import LEADING, STATUSES, TRAILING, StudyRecord, StudyState
 
 STUDY_FILE = "study.json"

@@ -43,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "drop_params": args.drop_param,
         "smoke": args.smoke,
         "fuse": args.fuse,
+        "keep_weights": args.keep_weights,
     }
     config = load_config(args.config, overrides)
     _check_code(config)
@@ -170,7 +171,13 @@ def _summary(
         score = float(best[objective])
         print(f"best: {values} -> {objective} = {score:.4g} (trial {best['trial_id']})")
         where = "" if args.storage == "runs" else f" --storage {args.storage}"
-        print(f"its weights: `best {path.name}{where}` trains it again and keeps them")
+        from hypertune import weights
+
+        kept = weights.trial_file(args.storage, path.name, str(best["trial_id"]))
+        if kept.is_file():
+            print(f"its weights: {kept} (`best {path.name}{where}` tests them on held-out data)")
+        else:
+            print(f"its weights: `best {path.name}{where}` trains it again and keeps them")
     print(f"results: {path / 'results.csv'}")
     try:
         written = write_study_report(record, results, args, None, None, None, None)

@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="train every trial alone (by default trials of one shape train as a fused pack)",
     )
     run.add_argument(
+        "--keep-weights",
+        dest="keep_weights",
+        action="store_true",
+        default=None,
+        help="keep every trial's final weights in runs/NAME/weights/ (`best --trial ID` "
+        "then tests them without training again)",
+    )
+    run.add_argument(
         "--mlflow", action="store_true", help="also log trials to MLflow (runs/NAME/mlflow)"
     )
     _add_cluster(run)

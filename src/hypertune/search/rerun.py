@@ -13,6 +13,7 @@ from hypertune import store
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import StudyError
+from hypertune.models import create_model
 from hypertune.record import TrialRecord
 from hypertune.search.code import load_recorded_code
 from hypertune.search.plan import planned
@@ -33,7 +34,7 @@ def rerun_trial(
         StudyError: no such study or trial, or the data changed since the study ran.
         ConfigError: the study's own model or data module is gone or changed since it ran.
     """
-    again = _recorded(storage, name, trial_id)
+    again = recorded_trial(storage, name, trial_id)
     point = {**again.searched, SEED_KEY: again.recorded.seed}
     config, data = again.config, again.data
     if again.settings.fused and _in_a_pack(point, config, data, again.slots):
@@ -65,20 +66,27 @@ def retrain_model(storage: str | Path, name: str, trial_id: str) -> Retrained:
         StudyError, ConfigError: as :func:`rerun_trial`; StudyError also for a study trained
             with mltrainer, whose loop hands back no model.
     """
-    again = _recorded(storage, name, trial_id)
+    again = recorded_trial(storage, name, trial_id)
     if again.settings.trainer == "mltrainer":
         raise StudyError(
             f"study '{name}' trained with mltrainer, whose loop keeps no model; its trials "
             "can be rerun (rerun), not kept"
         )
-    kept: list[nn.Module] = []
+    kept: list[list[dict[str, Any]]] = []
     metrics = fit_module(again.trial, again.data, again.settings, again.recorded.seed,
                          trained=kept.append)  # fmt: skip
-    return Retrained(kept[0], metrics, again.recorded, again.trial, again.data)
+    data = again.data
+    model = create_model(again.trial, data.input_shape, data.num_classes)
+    model.load_state_dict(kept[0][0])
+    return Retrained(model.eval(), metrics, again.recorded, again.trial, data)
 
 
 @dataclass(frozen=True)
-class _Again:
+class RecordedTrial:
+    """One recorded trial as its study's files tell it: the study's config, the trial's row,
+    searched values, full configuration, the study's data (checked unchanged), and how it
+    trained."""
+
     config: StudyConfig
     recorded: TrialRecord
     searched: dict[str, Any]
@@ -88,7 +96,7 @@ class _Again:
     slots: int
 
 
-def _recorded(storage: str | Path, name: str, trial_id: str) -> _Again:
+def recorded_trial(storage: str | Path, name: str, trial_id: str) -> RecordedTrial:
     """What training one recorded trial again needs, read from its study's files."""
     record = store.read_study(storage, name)
     config = record.study_config()
@@ -112,7 +120,7 @@ def _recorded(storage: str | Path, name: str, trial_id: str) -> _Again:
         fused=bool(record.packs),  # a member of a fused study reruns as a pack of one
     )
     slots = int(record.packs.get("slots", 1)) if record.packs else 1
-    return _Again(config, recorded, searched, trial, data, settings, slots)
+    return RecordedTrial(config, recorded, searched, trial, data, settings, slots)
 
 
 def _in_a_pack(point: dict[str, Any], config: StudyConfig, data: DataBundle, slots: int) -> bool:

@@ -7,6 +7,10 @@ the pack, with the epochs it trained), the pack's best objective at the top for 
 pack's seconds. A member that ended keeps its last metrics there, so the pack's last result
 holds every member's final row (:func:`hypertune.search.recorder.trial_records`).
 
+With `keep_weights`, the result of a trial's last epoch carries a checkpoint holding its
+trained weights (every member's, for a pack), which the driver copies into the study's
+weights/ folder (:mod:`hypertune.search.keeper`).
+
 Both checkpoint as they train, through Tune's checkpoint API: every `checkpoint_seconds` (0:
 every epoch) the training loop's whole state goes with that epoch's result, and a trial that
 Tune restarts (its node or worker was lost, or `resume` picked the study up) continues from
@@ -30,6 +34,7 @@ from typing import Any
 import torch
 from ray import tune
 
+from hypertune import weights
 from hypertune.config import Metric, StudyConfig
 from hypertune.data import DataBundle
 from hypertune.models import Architecture, register_architecture
@@ -38,11 +43,12 @@ from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
 from hypertune.search.recorder import ERROR, seed_of
 from hypertune.search.relay import relay
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
-from hypertune.train import SECONDS, State, TrainSettings, fit
+from hypertune.train import SECONDS, State, Trained, TrainSettings, fit
 from hypertune.train.fused import fit_pack
 
 Finished = Mapping[str, Mapping[str, float]]  # recorded trials: id -> metrics
 STATE_FILE = "state.pt"  # in a checkpoint: the training loop's state (and the trainable's)
+WEIGHTS_FILE = "weights.pt"  # in the last epoch's checkpoint: the trained weights, by place
 # Errors that say the machine, not the trial, failed: raised to Tune, which retries the trial.
 _INFRASTRUCTURE = (MemoryError, torch.OutOfMemoryError)
 
@@ -73,6 +79,7 @@ def make_trainable(
         "models": user_architectures(config),
         "every": config.checkpoint_seconds,
         "metric": config.metric,
+        "keep": config.keep_weights,
     }
     trainable: Callable[..., None] = train_trial
     if packs:
@@ -94,9 +101,11 @@ def train_trial(
     models: Mapping[str, Architecture] | None = None,
     every: float | None = None,
     metric: Metric | None = None,
+    keep: bool = False,
 ) -> None:
     """The Ray Tune trainable: one configuration, one seed, one report per epoch, a checkpoint
-    every `every` seconds (None: never).
+    every `every` seconds (None: never), and with the last epoch its weights where it `keep`s
+    them.
 
     A trial in `finished` (recorded in results.csv before the driver stopped, but after Ray's
     last experiment checkpoint) is not trained twice: it reports its recorded metrics once, so
@@ -111,6 +120,7 @@ def train_trial(
     trial, seed = _trial(config, fixed, specs)
     saved = _restored()
     checkpoints = _Checkpoints(every)
+    keeper = checkpoints.keeper([(trial, seed)], data) if keep else None
     last: dict[str, Any] = {EPOCHS: int(saved["train"]["epoch"]) if saved else 0}
 
     def train(put: Callable[[Any], None]) -> None:
@@ -119,7 +129,7 @@ def train_trial(
             put(checkpoints.attach(metrics))
 
         resume = saved["train"] if saved else None
-        fit(trial, data, settings, seed, each, resume, checkpoints.save())
+        fit(trial, data, settings, seed, each, resume, checkpoints.save(), keeper)
 
     def failed(exc: BaseException) -> None:
         if isinstance(exc, _INFRASTRUCTURE):
@@ -140,6 +150,7 @@ def train_pack(
     packs: Sequence[Sequence[Mapping[str, Any]]],
     metric: Metric,
     every: float | None = None,
+    keep: bool = False,
 ) -> None:
     """The Ray Tune trainable of a fused study: the pack `config[PACK_KEY]` names, every member
     reported each epoch. A pack of one trains alone (`fit`, as a pack of one where it fuses).
@@ -159,6 +170,7 @@ def train_pack(
     saved = _restored()
     latest: list[dict[str, float]] = saved["latest"] if saved else [{EPOCHS: 0} for _ in members]
     checkpoints = _Checkpoints(every, lambda: {"latest": latest})  # its epochs counted
+    keeper = checkpoints.keeper(trials, data) if keep else None
 
     def epoch(results: Sequence[dict[str, float] | None]) -> dict[str, Any]:
         for k, metrics in enumerate(results):
@@ -174,11 +186,11 @@ def train_pack(
         if len(trials) == 1:
             ((trial, seed),) = trials
             each = lambda m: put(checkpoints.attach(epoch([m])))  # noqa: E731
-            fit(trial, data, settings, seed, each, resume, save)
+            fit(trial, data, settings, seed, each, resume, save, keeper)
             return
         configs, seeds = zip(*trials, strict=True)
         report = lambda ms: put(checkpoints.attach(epoch(ms)))  # noqa: E731
-        fit_pack(configs, data, settings, seeds, report, resume, save)
+        fit_pack(configs, data, settings, seeds, report, resume, save, keeper)
 
     def failed(exc: BaseException) -> None:
         if isinstance(exc, _INFRASTRUCTURE):
@@ -206,7 +218,8 @@ class _Checkpoints:
     reported (and the trainable's own state brought up to it), a checkpoint that is due is
     written to a folder of its own at once, before training goes on and changes the state, and
     the epoch's result carries that folder to Tune, which stores it in the trial's folder. The
-    temporary folder is removed once Tune has it.
+    temporary folder is removed once Tune has it. The last epoch's result carries the trained
+    weights where the trial keeps them (:meth:`keeper`), in a checkpoint of their own.
     """
 
     def __init__(self, every: float | None, extra: Callable[[], Mapping[str, Any]] = dict) -> None:
@@ -214,6 +227,19 @@ class _Checkpoints:
         self.extra = extra  # the trainable's own state, kept beside the loop's
         self.last = -math.inf  # the first epoch end may keep one
         self.offered: Callable[[], State] | None = None
+        self.trained: list[dict[str, Any]] | None = None  # the weights, by place in the pack
+
+    def keeper(self, trials: Sequence[tuple[dict[str, Any], int]], data: DataBundle) -> Trained:
+        """The training loop's `trained`: the weights of `trials` (config, seed), by place,
+        go with the next result."""
+
+        def keep(states: list[dict[str, torch.Tensor]]) -> None:
+            self.trained = [
+                {**weights.payload(state, trial, data.input_shape, data.num_classes), "seed": seed}
+                for state, (trial, seed) in zip(states, trials, strict=True)
+            ]
+
+        return keep
 
     def save(self) -> Callable[[Callable[[], State]], None] | None:
         """The training loop's `save`; None where the study keeps no checkpoints."""
@@ -228,11 +254,17 @@ class _Checkpoints:
     def attach(self, result: dict[str, Any]) -> tuple[dict[str, Any], Path | None]:
         """`result` with the checkpoint of its epoch, where one is due."""
         state, self.offered = self.offered, None
-        if state is None or time.monotonic() - self.last < max(self.every or 0.0, _spacing()):
+        trained, self.trained = self.trained, None
+        spacing = max(self.every or 0.0, _spacing())
+        due = state is not None and time.monotonic() - self.last >= spacing
+        if not due and trained is None:
             return result, None
         folder = Path(tempfile.mkdtemp(prefix="hypertune-checkpoint-"))
-        torch.save({"train": state(), **self.extra()}, folder / STATE_FILE)
-        self.last = time.monotonic()
+        if state is not None and due:
+            torch.save({"train": state(), **self.extra()}, folder / STATE_FILE)
+            self.last = time.monotonic()
+        if trained is not None:
+            torch.save(trained, folder / WEIGHTS_FILE)
         return result, folder
 
     @staticmethod
@@ -264,9 +296,10 @@ def _restored() -> dict[str, Any] | None:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as folder:
-        state: dict[str, Any] = torch.load(
-            Path(folder) / STATE_FILE, map_location="cpu", weights_only=False
-        )
+        file = Path(folder) / STATE_FILE
+        if not file.is_file():  # the last epoch's weights alone: the trial trains again
+            return None
+        state: dict[str, Any] = torch.load(file, map_location="cpu", weights_only=False)
     return state
 
 

@@ -15,6 +15,7 @@ from ray import tune
 
 from hypertune.config import StudyConfig
 from hypertune.record import StudyRecord
+from hypertune.search.keeper import WeightsKeeper
 from hypertune.search.tblog import MetricsTensorBoard
 
 
@@ -24,18 +25,21 @@ def loggers(
     record: StudyRecord,
     packs: Sequence[Sequence[Mapping[str, Any]]] = (),
 ) -> list[Any]:
-    """TensorBoard logs of the metrics (in each trial folder's metrics/), and MLflow runs (in
-    storage/<name>/mlflow) when the study asked for them; `packs`: the study's fused packs.
+    """TensorBoard logs of the metrics (in each trial folder's metrics/), MLflow runs (in
+    storage/<name>/mlflow) when the study asked for them, and every trial's weights (in
+    storage/<name>/weights) when it keeps them; `packs`: the study's fused packs.
 
     Tune adds its own CSV and JSON loggers beside these (progress.csv, result.json in each
     trial folder); the TensorBoard logger here takes the place of Tune's own.
     """
-    tensorboard: list[Any] = [MetricsTensorBoard()]
-    if not record.mlflow:
-        return tensorboard
-    from hypertune.search.mlflowlog import MetricsMLflow
+    callbacks: list[Any] = [MetricsTensorBoard()]
+    if config.keep_weights:
+        callbacks.append(WeightsKeeper(path, packs))
+    if record.mlflow:
+        from hypertune.search.mlflowlog import MetricsMLflow
 
-    return [*tensorboard, MetricsMLflow(path, config, packs)]
+        callbacks.append(MetricsMLflow(path, config, packs))
+    return callbacks
 
 
 # Checkpoints Tune keeps per trial: the experiment state saved last may name an older one than

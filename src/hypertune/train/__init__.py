@@ -9,7 +9,15 @@
 """
 
 from hypertune.train.loop import check_config, evaluate, evaluate_on, fit, fit_member, fit_module
-from hypertune.train.settings import SECONDS, Report, Save, State, TrainSettings, warm_up
+from hypertune.train.settings import (
+    SECONDS,
+    Report,
+    Save,
+    State,
+    Trained,
+    TrainSettings,
+    warm_up,
+)
 
 __all__ = [
     "SECONDS",
@@ -17,6 +25,7 @@ __all__ = [
     "Save",
     "State",
     "TrainSettings",
+    "Trained",
     "check_config",
     "evaluate",
     "evaluate_on",

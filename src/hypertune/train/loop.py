@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -26,6 +26,7 @@ from hypertune.train.settings import (
     Report,
     Save,
     State,
+    Trained,
     TrainSettings,
     batch_count,
     random_state,
@@ -50,6 +51,7 @@ def fit(
     report: Report | None = None,
     resume: State | None = None,
     save: Save | None = None,
+    trained: Trained | None = None,
 ) -> dict[str, float]:
     """Train one configuration for `settings.epochs` epochs; return the last epoch's metrics.
 
@@ -65,14 +67,17 @@ def fit(
     `save` is offered the loop's whole state after every epoch but the last; training resumed
     from such a state (`resume`) goes on with the next epoch and ends with exactly the numbers
     of an uninterrupted run. mltrainer's loop offers none and always starts at epoch 0.
+
+    `trained` is handed the model's state dict once its last epoch is trained, before that
+    epoch is reported (the study keeps it with that result); mltrainer's loop hands none.
     """
     if settings.trainer == "mltrainer":
         from hypertune.train.mltrainer import fit_mltrainer  # imports mlflow: only when asked for
 
         return fit_mltrainer(config, data, settings, seed, report)
     if settings.fused and pack_key(config, data) is not None and not _recurrent(config):
-        return fit_member(config, data, settings, seed, report, resume, save)
-    return fit_module(config, data, settings, seed, report, resume, save)
+        return fit_member(config, data, settings, seed, report, resume, save, trained)
+    return fit_module(config, data, settings, seed, report, resume, save, trained)
 
 
 def _recurrent(config: Mapping[str, Any]) -> bool:
@@ -90,6 +95,7 @@ def fit_member(
     report: Report | None = None,
     resume: State | None = None,
     save: Save | None = None,
+    trained: Trained | None = None,
 ) -> dict[str, float]:
     """`fit` as a fused pack of one: how a member of a fused study trains alone (`rerun`), bit
     for bit as it trained in its pack where the pack's arithmetic allows (MLPs)."""
@@ -98,7 +104,7 @@ def fit_member(
         if report is not None and epoch[0] is not None:
             report(epoch[0])
 
-    return fit_pack([config], data, settings, [seed], each, resume, save)[0]
+    return fit_pack([config], data, settings, [seed], each, resume, save, trained)[0]
 
 
 def fit_module(
@@ -109,11 +115,10 @@ def fit_module(
     report: Report | None = None,
     resume: State | None = None,
     save: Save | None = None,
-    trained: Callable[[nn.Module], None] | None = None,
+    trained: Trained | None = None,
 ) -> dict[str, float]:
     """`fit` as one `nn.Module` stepped by torch's optimizer: how a trial trains alone (and,
-    in float64, what a fused member's training equals). `trained` is handed the model once
-    its last epoch is done (`best` keeps its weights)."""
+    in float64, what a fused member's training equals)."""
     keys = trainer_keys(config)
     started = start(settings, seed)
     device = torch.device(settings.device)
@@ -164,12 +169,12 @@ def fit_module(
         finite = all(math.isfinite(v) for v in (train_loss, valid_loss))
         if save is not None and finite and epoch < settings.epochs:
             save(functools.partial(state, epoch, seconds))
+        if trained is not None and (epoch == settings.epochs or not finite):
+            trained([{k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}])
         if report is not None:
             report({**metrics, SECONDS: seconds})
         if not finite:
             break
-    if trained is not None:
-        trained(model)
     return metrics
 
 

@@ -31,6 +31,9 @@ State = dict[str, Any]
 # Offered a thunk of the state after each epoch but the last, before that epoch is reported;
 # it calls the thunk only when it keeps a checkpoint (the state is not copied otherwise).
 Save = Callable[[Callable[[], State]], None]
+# Handed, once training is done and before its last epoch is reported, the state dict of each
+# model trained (one for a lone trial, each member's for a pack; on the CPU).
+Trained = Callable[[list[dict[str, torch.Tensor]]], None]
 # Reported with each epoch: seconds of this trial's training so far, the warm-up left out.
 SECONDS = "train_seconds"
 

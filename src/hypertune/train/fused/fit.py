@@ -34,6 +34,7 @@ from hypertune.train.settings import (
     SECONDS,
     Save,
     State,
+    Trained,
     TrainSettings,
     random_state,
     set_random_state,
@@ -93,13 +94,15 @@ def fit_pack(
     report: PackReport | None = None,
     resume: State | None = None,
     save: Save | None = None,
+    trained: Trained | None = None,
 ) -> list[dict[str, float]]:
     """Train every configuration of one pack (equal :func:`pack_key`) for `settings.epochs`.
 
     Returns each member's last metrics (those of its last epoch), in the order given. Each epoch
     reports, per member, what `hypertune.train.fit` reports for a lone trial, its training time
     being its share of the pack's (each epoch's time split evenly among the members that trained
-    in it). `resume` and `save`: as for `fit`, one state for the whole pack.
+    in it). `resume`, `save` and `trained`: as for `fit`, one state for the whole pack, and
+    each member's weights (a member that ended early: as they were when the pack ended).
     """
     if len(configs) != len(seeds) or not configs:
         raise ValueError("fit_pack: one seed per configuration, and at least one configuration")
@@ -140,9 +143,9 @@ def fit_pack(
         train_losses = pack.train_epoch(count, size)
         valid_losses, accuracies = pack.evaluate()
         previous, seconds = seconds, time.perf_counter() - started
-        trained = [k for k in range(len(configs)) if pack.active[k]]
-        for k in trained:
-            shares[k] += (seconds - previous) / len(trained)
+        training = [k for k in range(len(configs)) if pack.active[k]]
+        for k in training:
+            shares[k] += (seconds - previous) / len(training)
         epoch = [
             _member_epoch(pack, k, (train_losses[k], valid_losses[k], accuracies[k]), best, last)
             for k in range(len(configs))
@@ -150,6 +153,9 @@ def fit_pack(
         epoch = [None if m is None else {**m, SECONDS: shares[k]} for k, m in enumerate(epoch)]
         if save is not None and any(pack.active) and number < settings.epochs:
             save(functools.partial(state, number, seconds))
+        ends = number == settings.epochs or not any(pack.active)
+        if trained is not None and ends:
+            trained([pack.member_state(k) for k in range(len(configs))])
         if report is not None:
             report(epoch)
         if not any(pack.active):

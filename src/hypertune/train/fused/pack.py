@@ -40,7 +40,9 @@ class Pack:
         device: torch.device,
     ) -> None:
         self.data = data
+        self.configs = [dict(c) for c in configs]
         resolved = [resolve_config(c) for c in configs]
+        self.resolved = resolved
         self.config = padding.template_config(resolved)
         models = []
         for config, seed in zip(configs, seeds, strict=True):
@@ -149,6 +151,20 @@ class Pack:
         self.masks.set_state(state["masks"])
         self.optimizer.set_state(state["optimizer"])
         self.active = list(state["active"])
+
+    @torch.no_grad()
+    def member_state(self, k: int) -> Tensors:
+        """Member `k`'s state dict as its own model (`create_model` of its configuration)
+        names and shapes it, the padding cut away, on the CPU."""
+        with torch.device("meta"):
+            own = create_model(self.configs[k], self.data.input_shape, self.data.num_classes)
+        state: Tensors = {}
+        for name, like in own.state_dict().items():
+            packed = padding.template_name(self.resolved[k], self.config, name)
+            stacked = self.weights[packed] if packed in self.weights else self.buffers[packed]
+            split = padding.parts(self.config, packed, like.dim())
+            state[name] = padding.cut(stacked[k].detach(), like.shape, split).cpu()
+        return state
 
     def forward(
         self, tensors: Tensors, x: torch.Tensor, lengths: torch.Tensor | None

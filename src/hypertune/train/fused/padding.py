@@ -78,14 +78,28 @@ def embed(
     if tuple(tensor.shape) == tuple(shape):
         return tensor.clone()
     out = torch.full(tuple(shape), fill, dtype=tensor.dtype, device=tensor.device)
-    index = []
-    for size, full, count in zip(tensor.shape, shape, split, strict=True):
-        own, room = size // count, full // count
-        index.append(
-            torch.cat([torch.arange(own) + p * room for p in range(count)]).to(tensor.device)
-        )
-    out[torch.meshgrid(*index, indexing="ij")] = tensor
+    out[_places(tensor.shape, shape, split, tensor.device)] = tensor
     return out
+
+
+def cut(tensor: torch.Tensor, shape: Sequence[int], split: Sequence[int]) -> torch.Tensor:
+    """The member's own tensor of `shape` taken back out of the padded `tensor` (what
+    :func:`embed` put there)."""
+    if tuple(tensor.shape) == tuple(shape):
+        return tensor.clone()
+    return tensor[_places(shape, tensor.shape, split, tensor.device)].clone()
+
+
+def _places(
+    own: Sequence[int], shape: Sequence[int], split: Sequence[int], device: torch.device
+) -> tuple[torch.Tensor, ...]:
+    """Where a member's tensor of shape `own` sits in the padded one of `shape`."""
+    index = []
+    for size, full, count in zip(own, shape, split, strict=True):
+        mine, room = size // count, full // count
+        places = [torch.arange(mine) + p * room for p in range(count)]
+        index.append(torch.cat(places).to(device))
+    return tuple(torch.meshgrid(*index, indexing="ij"))
 
 
 def computed_config(config: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
