@@ -21,9 +21,10 @@ from pypdf import PdfReader
 from hypertune.cli.commands import _finish
 from hypertune.record import StudyRecord
 from hypertune.report import main_effect, report_content
+from hypertune.report.labels import fit_cell_labels
 from hypertune.report.layout import draw_page
 from hypertune.report.page import best_trial
-from hypertune.report.plot import draw_pairs, fit_cell_labels, pyplot
+from hypertune.report.plot import draw_pairs, pyplot
 from hypertune.store import read_results, read_study
 from test_report_page import make_study, report, study_record, trial
 
@@ -269,7 +270,7 @@ def random4_study() -> tuple[StudyRecord, pd.DataFrame]:
 
 def check_every_cell_labelled(fig: Any, infos: list[Any]) -> None:
     """Each heatmap of `fig` (in the order of `infos`) shows every drawn cell's value."""
-    from hypertune.report.plot import CELL_LABEL
+    from hypertune.report.labels import CELL_LABEL
 
     heatmaps = [ax for ax in fig.axes if any(t.get_gid() == CELL_LABEL for t in ax.texts)]
     assert len(heatmaps) == len(infos)

@@ -17,7 +17,8 @@ from typing import Any
 
 from hypertune import fields
 from hypertune.errors import ConfigError
-from hypertune.space import SEARCHES, ParamSpec, from_toml, grid_size, parse_assignment
+from hypertune.search.searchers import get_searcher, searcher_names
+from hypertune.space import ParamSpec, from_toml, grid_size, parse_assignment
 
 # Metrics every trainer reports each epoch, with the direction in which they improve.
 METRICS = {"train_loss": "min", "valid_loss": "min", "accuracy": "max"}
@@ -96,7 +97,7 @@ class StudyConfig:
     data: str  # dataset name for hypertune.data.load_dataset
     epochs: int  # the same training budget for every trial
     metric: Metric  # the objective
-    search: str  # grid | random | bayes | hyperopt
+    search: str  # a registered search algorithm (hypertune.search.searchers)
     samples: int  # trials for random/bayes/hyperopt (SAMPLED_TRIALS if unset); grid repeats
     seeds: int  # each configuration runs with seeds 0..seeds-1
     trainer: str  # hypertune (own loop) | mltrainer
@@ -279,12 +280,9 @@ def from_dict(raw: Mapping[str, Any]) -> StudyConfig:
     if search in REFUSED_SCHEDULERS:
         raise ConfigError(
             f"study.search: '{search}' stops trials early; unequal budgets cannot share a "
-            f"heatmap. Choose one of {', '.join(SEARCHES)}"
+            f"heatmap. Choose one of {', '.join(searcher_names())}"
         )
-    if search not in SEARCHES:
-        raise ConfigError(
-            f"study.search: '{search}' is unknown; choose one of {', '.join(SEARCHES)}"
-        )
+    get_searcher(search)  # a known one
     model = raw.get("model", {})
     for key, value in model.items():
         if not isinstance(value, bool | int | float | str):

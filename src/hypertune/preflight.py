@@ -13,6 +13,7 @@ from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import ConfigError, shorten
 from hypertune.models import count_parameters, create_model
+from hypertune.search.searchers import get_searcher
 from hypertune.space import check_searchable, decode_config
 from hypertune.train import check_config
 
@@ -37,8 +38,9 @@ def preflight(config: StudyConfig, data: DataBundle) -> None:
     """
     # A --smoke run checks the space of the study it stands for, not only its own two trials.
     space = {**config.space, **config.whole_space}
+    searcher = get_searcher(config.search)
     for spec in space.values():
-        check_searchable(spec, config.search)  # e.g. categories under Bayesian search
+        check_searchable(spec, searcher.floats_only, searcher.message_name)  # e.g. categories
     candidates = []
     for spec in space.values():
         values = spec.values if spec.values else (spec.low, spec.high)

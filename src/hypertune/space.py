@@ -18,7 +18,6 @@ from hypertune.errors import SpaceError, shorten
 
 Value = int | float | str | bool
 
-SEARCHES = ("grid", "random", "bayes", "hyperopt")
 # The most values one range may spell out; counted before any value is built.
 MAX_RANGE_POINTS = 10_000
 # A parameter's name: a Python keyword argument (it reaches the model as one), and part of
@@ -128,13 +127,14 @@ def from_toml(name: str, spec: Any) -> ParamSpec:
     raise SpaceError(f"space.{name}: expected a list, range string or {{low, high}} table")
 
 
-def check_searchable(spec: ParamSpec, search: str) -> None:
-    """Refuse what `search` cannot sample: categories under Bayesian search (it samples floats)."""
-    if search == "bayes" and not spec.is_range:
+def check_searchable(spec: ParamSpec, floats_only: bool, search: str) -> None:
+    """Refuse what a search that samples only floats (`floats_only`; `search`: its name in the
+    message) cannot sample: categories."""
+    if floats_only and not spec.is_range:
         numeric = [v for v in spec.values if _is_number(v)]
         if len(numeric) != len(spec.values):
             raise SpaceError(
-                f"space.{spec.name}: Bayesian search cannot sample categories {list(spec.values)}; "
+                f"space.{spec.name}: {search} cannot sample categories {list(spec.values)}; "
                 "use --search random or hyperopt, or fix it in [model]"
             )
 

@@ -147,10 +147,11 @@ def _finish(path: Path, args: argparse.Namespace) -> int:
     code = _summary(path, args, record, results)
     planned = record.trials_planned or 0
     if record.status is StudyState.FINISHED and len(results) < planned:
-        why = (
-            "the Bayesian searcher kept suggesting configurations it had already tried"
-            if record.search == "bayes"
-            else f"the {record.search} searcher suggested no more configurations"
+        from hypertune.search.searchers import known_searcher
+
+        searcher = known_searcher(record.search)
+        why = (searcher.exhausted if searcher else "") or (
+            f"the {record.search} searcher suggested no more configurations"
         )
         print(f"warning: {len(results)} of {planned} trials ran: {why}", file=sys.stderr)
     return code

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from hypertune.config import AGGREGATES
+from hypertune.search.searchers import searcher_names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a study from a TOML file")
     run.add_argument("config", type=Path, help="study file, e.g. configs/default.toml")
     run.add_argument("--name", help="study name (runs/NAME/); default: the file's [study] name")
-    run.add_argument("--search", help="grid | random | bayes | hyperopt")
+    run.add_argument("--search", help=" | ".join(searcher_names()))
     run.add_argument("--samples", type=int, help="trials for random/bayes/hyperopt")
     run.add_argument(
         "--param",

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hypertune.report.frame import describe
+from hypertune.report.labels import fit_cell_labels
 from hypertune.report.plot import (
     axis_label,
-    fit_cell_labels,
     plot_heatmap,
     plot_main_effect,
     plot_surface,

@@ -25,6 +25,7 @@ from hypertune.report.interaction import TOO_FEW, interaction_scores
 from hypertune.report.plot import heatmap_path, shared_scale, write_heatmap, write_pairs
 from hypertune.report.surface import Surface, surfaces
 from hypertune.report.verdicts import caption, lead_and_summary
+from hypertune.search.searchers import known_searcher
 
 SMALL_PANELS = 3
 PAIRS_FILE = "pairs.png"
@@ -130,7 +131,8 @@ def report_content(
     fitted: dict[tuple[str, str], Surface] = {}
     others: list[tuple[str, str]] = []
     lead: tuple[str, str | None] = (params[0], None)
-    adaptive = record.search in ADAPTIVE
+    searcher = known_searcher(record.search)
+    adaptive = searcher is not None and searcher.adaptive
     importance = main_effects(results, metric, params, full_budget_only, adaptive)
     strengths = dict(zip(importance["parameter"], importance["share"].fillna(0.0), strict=True))
     if len(params) > 1:
@@ -140,7 +142,8 @@ def report_content(
         lead, summary = lead_and_summary(ranking, wanted, strengths)
         if adaptive and (ranking["verdict"] != TOO_FEW).any():
             summary += (
-                f" {ADAPTIVE[record.search]} placed each trial by the ones before it, so the "
+                f" {searcher.label if searcher else record.search} placed each trial by the "
+                "ones before it, so the "
                 "trials are not independent draws: p-values come from shuffling the metric "
                 "over the trials' settings, not from the F distribution."
             )
@@ -177,10 +180,6 @@ def report_content(
         surfaces=fitted,
         scale=shared_scale(infos.values(), direction),
     )
-
-
-# Searchers that place each trial by the results before it, by the name the page gives them.
-ADAPTIVE = {"bayes": "Bayesian optimisation", "hyperopt": "TPE"}
 
 
 def _best_facts(

@@ -12,6 +12,7 @@ from typing import Any
 
 from ray import tune
 
+from hypertune.search.searchers import get_searcher
 from hypertune.space import ParamSpec, check_searchable, exponent_key, numeric_bounds
 
 
@@ -19,16 +20,17 @@ def to_domain(spec: ParamSpec, search: str) -> Any:
     """The Ray Tune domain that samples `spec` under `search`."""
     if search == "grid":
         return tune.grid_search(spec.grid_values())
+    searcher = get_searcher(search)
     if spec.is_range:
         low, high = float(spec.low), float(spec.high)  # type: ignore[arg-type]
-        if spec.integer and search != "bayes":
+        if spec.integer and not searcher.floats_only:
             sampler = tune.lograndint if spec.log else tune.randint
             return sampler(int(low), int(high) + 1)
-        # BayesOpt samples floats only; integers are rounded by decode_config. Its log ranges
-        # are searched on the exponent instead (bayes_domains).
+        # A searcher of floats (BayesOpt): integers are rounded by decode_config; its log
+        # ranges are searched on the exponent instead (bayes_domains).
         return tune.loguniform(low, high) if spec.log else tune.uniform(low, high)
-    check_searchable(spec, search)
-    if search == "bayes":
+    check_searchable(spec, searcher.floats_only, searcher.message_name)
+    if searcher.floats_only:
         return tune.uniform(*numeric_bounds(spec))
     return tune.choice(list(spec.values))
 

@@ -29,6 +29,7 @@ from typing import Any
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.models import resolve_config
+from hypertune.search.searchers import get_searcher
 from hypertune.space import SEED_KEY, decode_config
 from hypertune.train.fused import FUSED_ARCHITECTURES, RECURRENT, pack_key, padding
 
@@ -231,7 +232,7 @@ def describe(
 
 
 def _why_alone(points: Sequence[Mapping[str, Any]], config: StudyConfig, data: DataBundle) -> str:
-    if config.search not in ("grid", "random"):
+    if not get_searcher(config.search).planned:
         return f"{config.search} search suggests its trials one at a time"
     if not config.fuse:
         return "fusing is off (fuse = false or --no-fuse)"

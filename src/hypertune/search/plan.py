@@ -14,6 +14,7 @@ from hypertune.data import DataBundle
 from hypertune.record import StudyRecord
 from hypertune.search import packs
 from hypertune.search.order import costliest_first, trial_points
+from hypertune.search.searchers import get_searcher
 
 
 def planned(
@@ -39,7 +40,7 @@ def study_plan(
     The packs are planned for the slots of the study's first run, which study.json records,
     so a resumed study finds the same packs under the same numbers.
     """
-    if config.search not in ("grid", "random"):
+    if not get_searcher(config.search).planned:
         return [], []
     if restore and not record.packs:
         return costliest_first(trial_points(config), config, data), []  # it ran unfused

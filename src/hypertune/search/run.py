@@ -30,6 +30,7 @@ from hypertune.search.packs import PACK_KEY
 from hypertune.search.plan import is_replanned, study_plan
 from hypertune.search.recorder import SEED_KEY, Progress, ProgressFn, ResultRecorder, live_recorder
 from hypertune.search.rest import experiment_name, mark_origin, moved_from, remaining
+from hypertune.search.searchers import get_searcher
 from hypertune.search.trainable import make_trainable
 from hypertune.search.tuner import loggers, make_tuner, remove_checkpoints
 
@@ -160,7 +161,7 @@ def _execute(
         if started_here:
             cluster.stop()
     # Ray ends fit() quietly on Ctrl-C; an unfinished study must stay resumable.
-    short = config.search in ("grid", "random") and recorder.finished < config.planned_trials()
+    short = get_searcher(config.search).planned and recorder.finished < config.planned_trials()
     if recorder.incomplete or short:
         record.status = StudyState.INTERRUPTED
         store.write_study(path, record)
@@ -273,13 +274,13 @@ def _rest(
         StudyError: a Bayesian or TPE study (its searcher's state lived in Ray's).
     """
     ray_dir = path / store.RAY_DIR
-    if config.search not in ("grid", "random") and origin is not None:
+    if not get_searcher(config.search).planned and origin is not None:
         raise StudyError(
             f"study '{record.name}': a {config.search} searcher's state names the folder the "
             f"study ran in, {origin}; move the study back there to resume it (results.csv "
             f"keeps its {recorder.finished} finished trials)"
         )
-    if config.search not in ("grid", "random"):
+    if not get_searcher(config.search).planned:
         raise StudyError(
             f"study '{record.name}': Ray's experiment state in {ray_dir} is missing or damaged, "
             f"and a {config.search} searcher cannot go on without it; results.csv keeps its "
@@ -340,7 +341,8 @@ def _searcher(
     model-based searcher suggests from what has finished, so more pending suggestions than
     slots would only be guesses made with less information.
     """
-    if config.search in ("grid", "random"):
+    chosen = get_searcher(config.search)
+    if chosen.build is None:  # Tune's variant generator runs the points planned
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         if plan:  # a fused study: a Ray trial's config is the index of its pack
@@ -355,18 +357,11 @@ def _searcher(
         return generator, len(points)
     from ray.tune.search import ConcurrencyLimiter
 
-    if config.search == "bayes":
-        from hypertune.search.bayes import bayes_searcher
-
+    if chosen.floats_only:
         for name in config.space:
             del space[name]
         space.update(bayes_domains(config.space))  # log ranges on their exponent
-        # Ray's BayesOptSearch would end a study with free slots early (see search/bayes.py).
-        searcher: Any = bayes_searcher(metric, mode, random_state=0)
-    else:
-        from ray.tune.search.hyperopt import HyperOptSearch
-
-        searcher = HyperOptSearch(metric=metric, mode=mode, random_state_seed=0)
+    searcher = chosen.build(metric, mode)
     if config.seeds > 1:
         from ray.tune.search import Repeater
 
