@@ -26,6 +26,14 @@ def test_smoke_study_end_to_end(tiny_study: Path, tmp_path: Path) -> None:
     assert list(results.columns[:4]) == ["trial_id", "status", "num_layers", "hidden_size"]
     assert not any(c.startswith("config/") for c in results.columns)
     assert (results["epochs"] == 1).all()
+    # What each trial cost: its GRU's weights (8 features in, 10 classes out), its epochs to
+    # converge (its one epoch) and its time per epoch.
+    for row in results.to_dict("records"):
+        h, layers = row["hidden_size"], row["num_layers"]
+        gru = 3 * (8 * h + h * h + 2 * h) + (layers - 1) * 3 * (2 * h * h + 2 * h)
+        assert row["parameters"] == gru + h * 10 + 10
+        assert row["epochs_to_best"] == row["epochs_to_within_5pct"] == 1
+        assert row["seconds_per_epoch"] == pytest.approx(row["seconds"], abs=1e-3)
     # MLflow: a run per trial, every setting of it a param, only hypertune's metrics.
     from mlflow.tracking import MlflowClient
 

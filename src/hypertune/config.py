@@ -17,21 +17,10 @@ from typing import Any
 
 from hypertune import fields
 from hypertune.errors import ConfigError
+from hypertune.metrics import METRICS
 from hypertune.search.searchers import get_searcher, searcher_names
 from hypertune.space import ParamSpec, from_toml, grid_size, parse_assignment
 
-# Metrics every trainer reports each epoch, with the direction in which they improve.
-METRICS = {"train_loss": "min", "valid_loss": "min", "accuracy": "max"}
-# The range each column a report may colour by can take (its `_best` too); others: unbounded.
-METRIC_BOUNDS = {
-    "train_loss": (0.0, math.inf),
-    "valid_loss": (0.0, math.inf),
-    "accuracy": (0.0, 1.0),
-    "seconds": (0.0, math.inf),
-    "epochs": (0.0, math.inf),
-}
-# What every trial reports and results.csv keeps: each metric's last value and its running best.
-METRIC_COLUMNS = frozenset(f"{name}{suffix}" for name in METRICS for suffix in ("", "_best"))
 MODES = ("min", "max", "last")
 TRAINERS = ("hypertune", "mltrainer")
 AGGREGATES = ("mean", "median", "min", "max")

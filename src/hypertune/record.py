@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from hypertune.config import METRICS, Metric, StudyConfig, from_dict
+from hypertune.config import Metric, StudyConfig, from_dict
 from hypertune.errors import StudyError
+from hypertune.metrics import METRICS
 from hypertune.space import Value
 
 SCHEMA = 1  # the study.json layout this version writes; 0: files from before the key existed

@@ -9,8 +9,8 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from hypertune.config import METRICS
 from hypertune.errors import ReportError
+from hypertune.metrics import column_direction
 from hypertune.record import StudyRecord, TrialStatus
 
 if TYPE_CHECKING:
@@ -108,10 +108,8 @@ def sort_results(results: pd.DataFrame, record: StudyRecord, column: str | None)
         raise ReportError(
             f"--sort: unknown column '{column}'; available: {', '.join(results.columns)}"
         )
-    base = column.removesuffix("_best")
-    ascending = (
-        METRICS.get(base, "min") == "min" if column != objective else record.direction == "min"
-    )
+    direction = record.direction if column == objective else column_direction(column)
+    ascending = direction == "min"
     ok = results["status"] == TrialStatus.FINISHED
     ordered = results[ok].sort_values(
         column, ascending=ascending, na_position="last", kind="stable"

@@ -12,8 +12,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from hypertune.config import AGGREGATES, METRIC_BOUNDS, METRIC_COLUMNS
+from hypertune.config import AGGREGATES
 from hypertune.errors import ReportError
+from hypertune.metrics import METRIC_BOUNDS, RESULT_COLUMNS
 from hypertune.record import TrialStatus
 from hypertune.store import LEADING, TRAILING
 
@@ -147,7 +148,7 @@ def usable_trials(
 
 def searched_params(results: pd.DataFrame) -> list[str]:
     """Parameter columns of a results table: everything that is not bookkeeping or a metric."""
-    fixed = set(LEADING) | set(TRAILING) | METRIC_COLUMNS
+    fixed = set(LEADING) | set(TRAILING) | RESULT_COLUMNS
     return [str(c) for c in results.columns if c not in fixed]
 
 

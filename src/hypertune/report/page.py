@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hypertune.config import METRICS
 from hypertune.errors import ReportError
+from hypertune.metrics import column_direction
 from hypertune.record import StudyRecord, TrialStatus
 from hypertune.report.files import publish
 from hypertune.report.frame import ColourScale, HeatmapInfo, heatmap_info, main_effect
@@ -79,7 +79,7 @@ def report_metric(record: StudyRecord, metric: str | None = None) -> tuple[str, 
     chosen = metric or record.report_settings.get("metric") or objective
     if chosen == objective:
         return chosen, record.direction
-    return chosen, METRICS.get(chosen.removesuffix("_best"), "min")
+    return chosen, column_direction(chosen)
 
 
 def best_trial(results: pd.DataFrame, record: StudyRecord) -> pd.Series | None:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from hypertune.config import METRIC_COLUMNS
+from hypertune.metrics import METRIC_COLUMNS
 from hypertune.search.packs import EPOCHS, MEMBERS, member_id
 
 

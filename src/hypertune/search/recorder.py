@@ -13,8 +13,9 @@ from typing import Any
 from ray import tune
 
 from hypertune import store
-from hypertune.config import METRIC_COLUMNS, StudyConfig
+from hypertune.config import StudyConfig
 from hypertune.errors import StudyError
+from hypertune.metrics import RESULT_COLUMNS
 from hypertune.record import FAILED, STATUSES, TrialRecord, TrialStatus
 from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
@@ -119,7 +120,7 @@ def _row(
     trial: Any,
     specs: Mapping[str, ParamSpec],
 ) -> TrialRecord:
-    metrics = {k: v for k, v in result.items() if k in METRIC_COLUMNS}
+    metrics = {k: v for k, v in result.items() if k in RESULT_COLUMNS}
     if status is TrialStatus.FINISHED and not all(store.finite(v) for v in metrics.values()):
         status = TrialStatus.NAN
     # Both trainers time their own training; Ray's clock covers a result without it.
@@ -248,7 +249,7 @@ class ResultRecorder(tune.Callback):
             self.rows[str(row["trial_id"])] = {str(k): v for k, v in row.items()}
         # Finished trials and their recorded metrics (NaN where none was recorded).
         self.kept: dict[str, dict[str, float]] = {
-            key: {m: _number(row.get(m)) for m in sorted(METRIC_COLUMNS)}
+            key: {m: _number(row.get(m)) for m in sorted(RESULT_COLUMNS)}
             for key, row in self.rows.items()
             if row["status"] in STATUSES
         }

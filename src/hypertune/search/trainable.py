@@ -44,6 +44,7 @@ from hypertune.search.recorder import ERROR, seed_of
 from hypertune.search.relay import relay
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
 from hypertune.train import SECONDS, State, Trained, TrainSettings, fit
+from hypertune.train.costs import Costs, count_weights
 from hypertune.train.fused import fit_pack
 
 Finished = Mapping[str, Mapping[str, float]]  # recorded trials: id -> metrics
@@ -119,12 +120,14 @@ def train_trial(
         return
     trial, seed = _trial(config, fixed, specs)
     saved = _restored()
-    checkpoints = _Checkpoints(every)
+    (costs,) = _costs([trial], data, metric, saved)
+    checkpoints = _Checkpoints(every, lambda: {"history": [costs.history]})
     keeper = checkpoints.keeper([(trial, seed)], data) if keep else None
     last: dict[str, Any] = {EPOCHS: int(saved["train"]["epoch"]) if saved else 0}
 
     def train(put: Callable[[Any], None]) -> None:
         def each(metrics: dict[str, float]) -> None:
+            metrics = {**metrics, **costs.add(metrics)}
             last.update(metrics, **{EPOCHS: last[EPOCHS] + 1})
             put(checkpoints.attach(metrics))
 
@@ -169,13 +172,18 @@ def train_pack(
     trials = [_trial(dict(point), fixed, specs) for point in members]
     saved = _restored()
     latest: list[dict[str, float]] = saved["latest"] if saved else [{EPOCHS: 0} for _ in members]
-    checkpoints = _Checkpoints(every, lambda: {"latest": latest})  # its epochs counted
+    costs = _costs([trial for trial, _ in trials], data, metric, saved)
+
+    def extra() -> dict[str, Any]:  # its epochs counted, and each member's curve
+        return {"latest": latest, "history": [c.history for c in costs]}
+
+    checkpoints = _Checkpoints(every, extra)
     keeper = checkpoints.keeper(trials, data) if keep else None
 
     def epoch(results: Sequence[dict[str, float] | None]) -> dict[str, Any]:
         for k, metrics in enumerate(results):
             if metrics is not None:
-                latest[k] = {**metrics, EPOCHS: latest[k][EPOCHS] + 1}
+                latest[k] = {**metrics, **costs[k].add(metrics), EPOCHS: latest[k][EPOCHS] + 1}
         # The pack's own time: the sum of its members' shares (those that ended included).
         seconds = sum(float(m.get(SECONDS, 0.0)) for m in latest)
         return pack_result(latest, metric, seconds)
@@ -320,6 +328,22 @@ def _trial(
     searched = decode_config(dict(config), specs)
     trial = {k: v for k, v in searched.items() if not k.startswith("__") and k != SEED_KEY}
     return {**fixed, **trial}, seed_of(searched)
+
+
+def _costs(
+    trials: Sequence[Mapping[str, Any]],
+    data: DataBundle,
+    metric: Metric | None,
+    saved: Mapping[str, Any] | None,
+) -> list[Costs]:
+    """Each trial's cost columns (:mod:`hypertune.train.costs`), its objective's curve so far
+    taken back from the checkpoint it continues from."""
+    name, direction = (metric.name, metric.direction) if metric else ("valid_loss", "min")
+    history = (saved or {}).get("history") or [[] for _ in trials]
+    return [
+        Costs(count_weights(trial, data.input_shape, data.num_classes), name, direction, curve)
+        for trial, curve in zip(trials, history, strict=True)
+    ]
 
 
 def _register(models: Mapping[str, Architecture] | None) -> None:

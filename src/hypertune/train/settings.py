@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hypertune.config import METRICS
 from hypertune.errors import ConfigError
+from hypertune.metrics import METRICS
 from hypertune.models import TRAINER_KEYS, TrainerKeys
 from hypertune.train.optim import OPTIMIZERS
 
