@@ -128,6 +128,7 @@ def test_seeded_grid_report_is_one_page_and_matches_results(tmp_path: Path) -> N
         "heatmap_lr__dropout.png",
         "heatmap_lr__hidden_size.png",
         "pairs.png",
+        "tradeoff.png",  # the metric against each trial's seconds
     ]
     check_one_a4_page(out / "report.pdf")
 
@@ -137,6 +138,12 @@ def test_seeded_grid_report_is_one_page_and_matches_results(tmp_path: Path) -> N
     line = next(line for line in text.splitlines() if line.startswith("**Best trial:**"))
     assert f"trial {best['trial_id']} by the objective valid_loss_best" in line
     assert f"valid_loss_best = {best['valid_loss_best']:.6g}" in line
+    # The fastest trial with the best metric heads the trade-off table: nothing cheaper beats it.
+    fastest = results.sort_values(["seconds", "accuracy"], ascending=[True, False]).iloc[0]
+    section = text.split("## What the trials cost", 1)[1].split("## Trials", 1)[0]
+    rows = section.splitlines()
+    first = rows[next(k for k, r in enumerate(rows) if r.startswith("|---")) + 1]
+    assert first.startswith(f"| {fastest['trial_id']} |"), section
     assert "54 of 54 trials drawn; excluded: none." in text
     assert "54 of 54 trials ran · 3 seeds" in text
     # The product pair leads, and it is the only one that interacts.
@@ -209,7 +216,7 @@ def test_a_pair_asked_for_leads_the_page_and_nothing_is_deleted(tmp_path: Path) 
     assert report(tmp_path, "pair", "--x", "dropout", "--y", "lr") == 0
     pictures = sorted(p.name for p in out.glob("*.png"))
     assert "heatmap_dropout__lr.png" in pictures and "pairs.png" in pictures
-    assert len(pictures) == len(before) == 4  # three pairs and pairs.png, as before
+    assert len(pictures) == len(before) == 5  # three pairs, pairs.png, tradeoff.png, as before
     text = (out / "report.md").read_text()
     assert "How do dropout and lr interact" in text
     verdict = next(line for line in text.splitlines() if line.startswith("**Verdict:**"))

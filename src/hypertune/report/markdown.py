@@ -10,6 +10,7 @@ import pandas as pd
 
 from hypertune.report.frame import describe
 from hypertune.report.plot import caption_text, title
+from hypertune.report.tradeoff import TRADEOFF_FILE
 from hypertune.store import write_atomic
 
 if TYPE_CHECKING:
@@ -78,11 +79,13 @@ def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) ->
         lines += ["| " + " | ".join(table_cells(row, 3)) + " |"
                   for row in content.ranking.itertuples()]  # fmt: skip
         lines.append("")
-    pictures = [f for f in files[1:] if f.suffix == ".png"]
+    pictures = [f for f in files[1:] if f.suffix == ".png" and f.name != TRADEOFF_FILE]
     if pictures:
         lines += ["## More heatmaps", ""]
         lines += [f"- [{f.name}]({f.name})" for f in pictures]
         lines.append("")
+    if content.tradeoffs and any(f.name == TRADEOFF_FILE for f in files):
+        lines += tradeoff_lines(content)
     excluded = describe(content.excluded) if content.excluded else "none"
     lines += [
         "## Trials",
@@ -95,6 +98,33 @@ def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) ->
     ]
     write_atomic(path, "\n".join(lines))
     return path
+
+
+def tradeoff_lines(content: ReportContent) -> list[str]:
+    """The trade-off section: the picture, and each view's Pareto front as a table."""
+    from hypertune.report.page import value_text
+
+    metric = content.tradeoffs[0].metric
+    lines = [
+        "## What the trials cost",
+        "",
+        f"![{metric} against what each trial cost]({TRADEOFF_FILE})",
+        "",
+        f"Every finished trial's {metric} against its model's weights and its training seconds. "
+        "On the Pareto front (red): the trials no other trial beats at the same cost or less; "
+        "past them, paying more bought nothing in these trials. The front is what the trials "
+        "show, not tested against noise.",
+        "",
+    ]
+    for view in content.tradeoffs:
+        header = ["trial", *view.params, view.cost, metric]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in view.front.to_dict("records"):
+            cells = [row["trial_id"], *(value_text(row[p]) for p in view.params)]
+            cells += [f"{row['cost']:.6g}", f"{row['metric']:.4g}"]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        lines.append("")
+    return lines
 
 
 def table_cells(row: Any, digits: int, method: bool = True) -> list[str]:

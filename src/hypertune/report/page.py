@@ -24,6 +24,7 @@ from hypertune.report.importance import main_effects
 from hypertune.report.interaction import TOO_FEW, interaction_scores
 from hypertune.report.plot import heatmap_path, shared_scale, write_heatmap, write_pairs
 from hypertune.report.surface import Surface, surfaces
+from hypertune.report.tradeoff import TRADEOFF_FILE, Tradeoff, tradeoffs, write_tradeoffs
 from hypertune.report.verdicts import caption, lead_and_summary
 from hypertune.search.searchers import known_searcher
 
@@ -57,6 +58,7 @@ class ReportContent:
     # pairs tested on a fitted surface (a quadratic axis), keyed as the heatmaps are
     surfaces: dict[tuple[str, str], Surface] = field(default_factory=dict)
     scale: ColourScale = field(default_factory=lambda: ColourScale(0.0, 1.0))  # one per page
+    tradeoffs: list[Tradeoff] = field(default_factory=list)  # the metric against each cost
 
     @property
     def limits(self) -> tuple[float, float]:
@@ -179,7 +181,15 @@ def report_content(
         mains=mains,
         surfaces=fitted,
         scale=shared_scale(infos.values(), direction),
+        tradeoffs=tradeoffs(_budget(results, full_budget_only), metric, direction, tuple(params)),
     )
+
+
+def _budget(results: pd.DataFrame, full_budget_only: bool) -> pd.DataFrame:
+    """The trials a report draws from: with `full_budget_only`, those of the full budget."""
+    if not full_budget_only or "epochs" not in results.columns or results.empty:
+        return results
+    return results[results["epochs"] == results["epochs"].max()]
 
 
 def _best_facts(
@@ -241,6 +251,8 @@ def write_report(
                 for px, py in itertools.combinations(params, 2)
             }
             written.append(write_pairs(pair_infos, params, staging / PAIRS_FILE, content.direction))
+        if content.tradeoffs:
+            written.append(write_tradeoffs(content.tradeoffs, staging / TRADEOFF_FILE))
         written.append(write_page(content, staging / "report.pdf"))
         written.append(write_markdown(content, staging / "report.md", written))
         return written
