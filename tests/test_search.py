@@ -178,26 +178,27 @@ def test_a_registered_searcher_is_a_study_search_everywhere(
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.hyperopt import HyperOptSearch
 
+    from hypertune import searchers
     from hypertune.cli.parser import build_parser
     from hypertune.errors import ConfigError
-    from hypertune.search import searchers
     from hypertune.search.run import _searcher
 
     with pytest.raises(ConfigError, match=r"^study\.search: 'toy' is unknown; choose one of grid"):
         study("s", "toy", {"lr": [0.1, 0.01]})
-    built: list[tuple[str, str]] = []
-
-    def build(metric: str, mode: str) -> HyperOptSearch:
-        built.append((metric, mode))
-        return HyperOptSearch(metric=metric, mode=mode, random_state_seed=0)
-
-    toy = searchers.Searcher(name="toy", label="Toy", order=9, build=build, adaptive=True)
+    toy = searchers.Searcher(
+        name="toy",
+        label="Toy",
+        build="ray.tune.search.hyperopt:HyperOptSearch",
+        options={"random_state_seed": 3},
+        adaptive=True,
+    )
     monkeypatch.setitem(searchers._REGISTRY, "toy", toy)
     config = study("s", "toy", {"lr": {"low": 1e-3, "high": 1e-1}}, samples=3)
     space = {n: to_domain(s, "toy") for n, s in config.space.items()}
     searcher, samples = _searcher(config, space, "valid_loss_best", "min", 2, [], [])
     assert isinstance(searcher, ConcurrencyLimiter) and samples == 3
-    assert built == [("valid_loss_best", "min")]
+    assert isinstance(searcher.searcher, HyperOptSearch)
+    assert (searcher.searcher.metric, searcher.searcher.mode) == ("valid_loss_best", "min")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--help"])
     assert "grid | random | bayes | hyperopt | toy" in capsys.readouterr().out

@@ -18,7 +18,7 @@ from typing import Any
 from hypertune import fields
 from hypertune.errors import ConfigError
 from hypertune.metrics import METRICS
-from hypertune.search.searchers import get_searcher, searcher_names
+from hypertune.searchers import get_searcher, searcher_names
 from hypertune.space import ParamSpec, from_toml, grid_size, parse_assignment
 
 MODES = ("min", "max", "last")
@@ -86,7 +86,7 @@ class StudyConfig:
     data: str  # dataset name for hypertune.data.load_dataset
     epochs: int  # the same training budget for every trial
     metric: Metric  # the objective
-    search: str  # a registered search algorithm (hypertune.search.searchers)
+    search: str  # a registered search algorithm (hypertune.searchers)
     samples: int  # trials for random/bayes/hyperopt (SAMPLED_TRIALS if unset); grid repeats
     seeds: int  # each configuration runs with seeds 0..seeds-1
     trainer: str  # hypertune (own loop) | mltrainer

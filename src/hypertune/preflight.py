@@ -13,7 +13,7 @@ from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import ConfigError, shorten
 from hypertune.models import count_parameters, create_model
-from hypertune.search.searchers import get_searcher
+from hypertune.searchers import get_searcher
 from hypertune.space import check_searchable, decode_config
 from hypertune.train import check_config
 

@@ -147,7 +147,7 @@ def _finish(path: Path, args: argparse.Namespace) -> int:
     code = _summary(path, args, record, results)
     planned = record.trials_planned or 0
     if record.status is StudyState.FINISHED and len(results) < planned:
-        from hypertune.search.searchers import known_searcher
+        from hypertune.searchers import known_searcher
 
         searcher = known_searcher(record.search)
         why = (searcher.exhausted if searcher else "") or (

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from hypertune.config import AGGREGATES
-from hypertune.search.searchers import searcher_names
+from hypertune.searchers import searcher_names
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,7 @@ from hypertune.report.plot import heatmap_path, shared_scale, write_heatmap, wri
 from hypertune.report.surface import Surface, surfaces
 from hypertune.report.tradeoff import TRADEOFF_FILE, Tradeoff, tradeoffs, write_tradeoffs
 from hypertune.report.verdicts import caption, lead_and_summary
-from hypertune.search.searchers import known_searcher
+from hypertune.searchers import known_searcher
 
 SMALL_PANELS = 3
 PAIRS_FILE = "pairs.png"

@@ -12,7 +12,7 @@ from typing import Any
 
 from ray import tune
 
-from hypertune.search.searchers import get_searcher
+from hypertune.searchers import get_searcher
 from hypertune.space import ParamSpec, check_searchable, exponent_key, numeric_bounds
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.models import resolve_config
-from hypertune.search.searchers import get_searcher
+from hypertune.searchers import get_searcher
 from hypertune.space import SEED_KEY, decode_config
 from hypertune.train.fused import FUSED_ARCHITECTURES, RECURRENT, pack_key, padding
 

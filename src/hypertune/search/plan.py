@@ -14,7 +14,7 @@ from hypertune.data import DataBundle
 from hypertune.record import StudyRecord
 from hypertune.search import packs
 from hypertune.search.order import costliest_first, trial_points
-from hypertune.search.searchers import get_searcher
+from hypertune.searchers import get_searcher
 
 
 def planned(

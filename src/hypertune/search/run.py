@@ -10,6 +10,7 @@ trials are written to results.csv as they complete, so a crash loses nothing fin
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import pickle
 from pathlib import Path
@@ -30,9 +31,9 @@ from hypertune.search.packs import PACK_KEY
 from hypertune.search.plan import is_replanned, study_plan
 from hypertune.search.recorder import SEED_KEY, Progress, ProgressFn, ResultRecorder, live_recorder
 from hypertune.search.rest import experiment_name, mark_origin, moved_from, remaining
-from hypertune.search.searchers import get_searcher
 from hypertune.search.trainable import make_trainable
 from hypertune.search.tuner import loggers, make_tuner, remove_checkpoints
+from hypertune.searchers import get_searcher
 
 log = logging.getLogger("hypertune")
 
@@ -361,7 +362,9 @@ def _searcher(
         for name in config.space:
             del space[name]
         space.update(bayes_domains(config.space))  # log ranges on their exponent
-    searcher = chosen.build(metric, mode)
+    module, _, name = chosen.build.partition(":")
+    build = getattr(importlib.import_module(module), name)
+    searcher = build(metric=metric, mode=mode, **chosen.options)
     if config.seeds > 1:
         from ray.tune.search import Repeater
 
