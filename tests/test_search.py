@@ -7,6 +7,7 @@ small GRUs for one epoch on the embedded digits data.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -255,11 +256,11 @@ def test_rays_trial_states_become_hypertunes_in_the_recorder_alone() -> None:
 
     config = from_dict({**BASE, "study": {**BASE["study"], "name": "s"}, "space": {"lr": [0.1]}})
 
-    def row(status: str, loss: float) -> TrialRecord:
+    def row(status: str, loss: float, parameters: float = 10.0) -> TrialRecord:
         trial = SimpleNamespace(
             trial_id="a_00000",
             config={"lr": 0.1},
-            last_result={"valid_loss": loss, "training_iteration": 1},
+            last_result={"valid_loss": loss, "parameters": parameters, "training_iteration": 1},
             status=status,
             get_error=lambda: "Traceback ...\nValueError: boom",
         )
@@ -268,6 +269,9 @@ def test_rays_trial_states_become_hypertunes_in_the_recorder_alone() -> None:
     assert row("TERMINATED", 0.5).status is TrialStatus.FINISHED
     assert row("TERMINATED", 0.5).to_row()["status"] == "TERMINATED"
     assert row("TERMINATED", float("nan")).status is TrialStatus.NAN
+    # A cost that could not be counted (a lazy layer's weights) is unknown, not a diverged trial.
+    uncounted = row("TERMINATED", 0.5, parameters=float("nan"))
+    assert uncounted.status is TrialStatus.FINISHED and math.isnan(uncounted.metrics["parameters"])
     errored = row("ERROR", float("nan"))
     assert (errored.status, errored.error) == (TrialStatus.ERROR, "ValueError: boom")
     assert STATUSES == ("TERMINATED", "ERROR", "NAN") and FAILED == ("ERROR", "NAN")  # DESIGN.md

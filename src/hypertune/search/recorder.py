@@ -15,7 +15,7 @@ from ray import tune
 from hypertune import store
 from hypertune.config import StudyConfig
 from hypertune.errors import StudyError
-from hypertune.metrics import RESULT_COLUMNS
+from hypertune.metrics import METRIC_COLUMNS, RESULT_COLUMNS
 from hypertune.record import FAILED, STATUSES, TrialRecord, TrialStatus
 from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
@@ -121,7 +121,9 @@ def _row(
     specs: Mapping[str, ParamSpec],
 ) -> TrialRecord:
     metrics = {k: v for k, v in result.items() if k in RESULT_COLUMNS}
-    if status is TrialStatus.FINISHED and not all(store.finite(v) for v in metrics.values()):
+    # A metric that is not finite: the trial diverged (a cost that is not: it was not counted).
+    reported = [v for k, v in metrics.items() if k in METRIC_COLUMNS]
+    if status is TrialStatus.FINISHED and not all(store.finite(v) for v in reported):
         status = TrialStatus.NAN
     # Both trainers time their own training; Ray's clock covers a result without it.
     seconds = result.get(SECONDS, result.get("time_total_s", 0.0))
