@@ -40,8 +40,9 @@ def test_a_study_keeps_each_trials_weights_and_best_tests_them_without_training(
     assert len(ids) == 4
     assert sorted(p.stem for p in (path / WEIGHTS_DIR).glob("*.pt")) == ids
     assert not list((path / WEIGHTS_DIR).glob(".*"))  # no temporary file left
-    # Fused, the 4 GRUs (widths 4 and 8, depths 1 and 2) train padded to one shape: each
-    # member's own weights come back out, and score on the validation split as recorded.
+    # Fused, GRUs of one width and depths 1 and 2 train in one pack (a member's own layers
+    # taken out of it; widths: tests/test_fused.py); each scores on the validation split as
+    # recorded.
     for row in results.to_dict("records"):
         model = hypertune.load_best(tmp_path / "runs", "tiny", str(row["trial_id"]))
         assert model.rnn.hidden_size == row["hidden_size"]
@@ -70,6 +71,8 @@ def test_a_study_keeps_each_trials_weights_and_best_tests_them_without_training(
     (path / WEIGHTS_DIR / f"{ids[0]}.pt").unlink()
     with pytest.raises(StudyError, match="--keep-weights"):
         hypertune.load_best(tmp_path / "runs", "tiny", ids[0])
+    with pytest.raises(StudyError, match="trial 'nope' not in study 'tiny'"):
+        hypertune.load_best(tmp_path / "runs", "tiny", "nope")
     monkeypatch.undo()
     again = hypertune.keep_best(tmp_path / "runs", "tiny", ids[0])
     assert again.source == "retrained"
@@ -92,3 +95,35 @@ def test_a_trial_id_that_is_a_path_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(StudyError, match="is not a trial id"):
         trial_file(tmp_path, "study", "../../etc/passwd")
+
+
+def test_a_pickled_keeper_keeps_weights_where_the_resumed_study_is(
+    tiny_study: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import pickle
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from hypertune import store
+    from hypertune.search import recorder as rec
+    from hypertune.search.keeper import WeightsKeeper
+
+    monkeypatch.setattr(store, "read_results", lambda *args: pd.DataFrame(columns=store.LEADING))
+    data = pickle.dumps(WeightsKeeper(Path("runs") / "tiny"))  # as Tune saves it, cwd-relative
+    moved = tmp_path / "elsewhere" / "tiny"
+    live = rec.ResultRecorder(load_config(tiny_study), moved, rec.Progress(4), None)
+    with rec.live_recorder(live):
+        keeper = pickle.loads(data)
+    assert keeper.path == moved
+    # A checkpoint it cannot read is said once; the study goes on (Tune would swallow it).
+    broken = SimpleNamespace(as_directory=lambda: (_ for _ in ()).throw(OSError("gone")))
+    trial = SimpleNamespace(trial_id="t", config={})
+    for _ in range(2):
+        keeper.on_checkpoint(1, [], trial, broken)
+    assert [r.getMessage() for r in caplog.records].count(
+        f"trial weights not kept in {moved / WEIGHTS_DIR}: gone"
+    ) == 1

@@ -168,6 +168,9 @@ def load_best(storage: str | Path, name: str, trial_id: str | None = None) -> nn
             raise StudyError(f"study '{name}' has no kept model; keep one with `best {name}`")
     else:
         file = weights.trial_file(storage, name, trial_id)
+        ids = set(store.read_results(storage, name)["trial_id"].astype(str))
+        if str(trial_id) not in ids:
+            raise StudyError(f"trial '{trial_id}' not in study '{name}'")
         if not file.is_file():
             raise StudyError(
                 f"study '{name}' kept no weights of trial '{trial_id}' (a study keeps every "

@@ -176,7 +176,7 @@ def _summary(
 
         kept = weights.trial_file(args.storage, path.name, str(best["trial_id"]))
         if kept.is_file():
-            print(f"its weights: {kept} (`best {path.name}{where}` tests them on held-out data)")
+            print(f"its weights: {kept} (`best {path.name}{where}` tests them)")
         else:
             print(f"its weights: `best {path.name}{where}` trains it again and keeps them")
     print(f"results: {path / 'results.csv'}")

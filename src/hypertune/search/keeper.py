@@ -19,9 +19,15 @@ from ray import tune
 
 from hypertune import weights
 from hypertune.search.packs import PACK_KEY, member_id
-from hypertune.search.recorder import RETRY_OF
+from hypertune.search.recorder import RETRY_OF, live
+from hypertune.weights import WEIGHTS_DIR
 
 log = logging.getLogger("hypertune")
+
+
+def _restored(name: str, packs: Sequence[Sequence[Mapping[str, Any]]]) -> WeightsKeeper:
+    """A pickled keeper, restored into the folder its study is in now."""
+    return WeightsKeeper(live(name).path, packs)
 
 
 class WeightsKeeper(tune.Callback):
@@ -32,9 +38,24 @@ class WeightsKeeper(tune.Callback):
         self.packs = packs
         self.warned = False
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Tune pickles its callbacks with the experiment: a resumed study (run from another
+        # folder, or moved) keeps its weights where the live recorder's study is.
+        return _restored, (self.path.name, self.packs)
+
     def on_checkpoint(
         self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any
     ) -> None:
+        # Tune logs and swallows what a callback raises here: a failure is said once, and the
+        # study goes on (its results matter more than its weights).
+        try:
+            self._keep(trial, checkpoint)
+        except Exception as exc:
+            if not self.warned:
+                log.warning("trial weights not kept in %s: %s", self.path / WEIGHTS_DIR, exc)
+                self.warned = True
+
+    def _keep(self, trial: Any, checkpoint: Any) -> None:
         from hypertune.search.trainable import WEIGHTS_FILE
 
         with checkpoint.as_directory() as folder:
@@ -44,13 +65,7 @@ class WeightsKeeper(tune.Callback):
             kept = torch.load(file, map_location="cpu", weights_only=True)
         for trial_id, contents in zip(self._ids(trial), kept, strict=True):
             contents.update(study=self.path.name, trial_id=trial_id)
-            target = weights.trial_file(self.path.parent, self.path.name, trial_id)
-            try:
-                weights.write(target, contents)  # a full disk stops the study, rows kept
-            except OSError as exc:
-                if not self.warned:  # the study goes on: its results matter more
-                    log.warning("trial weights not kept in %s: %s", target.parent, exc)
-                    self.warned = True
+            weights.write(weights.trial_file(self.path.parent, self.path.name, trial_id), contents)
 
     def _ids(self, trial: Any) -> list[str]:
         """The results.csv trial ids of what a Ray trial trains: a pack's members, or itself

@@ -50,6 +50,7 @@ from hypertune.train.fused import fit_pack
 Finished = Mapping[str, Mapping[str, float]]  # recorded trials: id -> metrics
 STATE_FILE = "state.pt"  # in a checkpoint: the training loop's state (and the trainable's)
 WEIGHTS_FILE = "weights.pt"  # in the last epoch's checkpoint: the trained weights, by place
+FINAL = "final"  # the state of the last epoch's checkpoint: that epoch's result, nothing to train
 # Errors that say the machine, not the trial, failed: raised to Tune, which retries the trial.
 _INFRASTRUCTURE = (MemoryError, torch.OutOfMemoryError)
 
@@ -120,6 +121,9 @@ def train_trial(
         return
     trial, seed = _trial(config, fixed, specs)
     saved = _restored()
+    if saved is not None and FINAL in saved:  # restored after its last epoch: it is done
+        tune.report(saved[FINAL])
+        return
     (costs,) = _costs([trial], data, metric, saved)
     checkpoints = _Checkpoints(every, lambda: {"history": [costs.history]})
     keeper = checkpoints.keeper([(trial, seed)], data) if keep else None
@@ -129,7 +133,7 @@ def train_trial(
         def each(metrics: dict[str, float]) -> None:
             metrics = {**metrics, **costs.add(metrics)}
             last.update(metrics, **{EPOCHS: last[EPOCHS] + 1})
-            put(checkpoints.attach(metrics))
+            put(checkpoints.attach({**metrics, EPOCHS: last[EPOCHS]}))
 
         resume = saved["train"] if saved else None
         fit(trial, data, settings, seed, each, resume, checkpoints.save(), keeper)
@@ -171,6 +175,9 @@ def train_pack(
         return
     trials = [_trial(dict(point), fixed, specs) for point in members]
     saved = _restored()
+    if saved is not None and FINAL in saved:  # restored after its last epoch: it is done
+        tune.report(saved[FINAL])
+        return
     latest: list[dict[str, float]] = saved["latest"] if saved else [{EPOCHS: 0} for _ in members]
     costs = _costs([trial for trial, _ in trials], data, metric, saved)
 
@@ -271,8 +278,9 @@ class _Checkpoints:
         if state is not None and due:
             torch.save({"train": state(), **self.extra()}, folder / STATE_FILE)
             self.last = time.monotonic()
-        if trained is not None:
+        if trained is not None:  # the last epoch: a restore from here reports it again
             torch.save(trained, folder / WEIGHTS_FILE)
+            torch.save({FINAL: result}, folder / STATE_FILE)
         return result, folder
 
     @staticmethod
@@ -304,10 +312,9 @@ def _restored() -> dict[str, Any] | None:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as folder:
-        file = Path(folder) / STATE_FILE
-        if not file.is_file():  # the last epoch's weights alone: the trial trains again
-            return None
-        state: dict[str, Any] = torch.load(file, map_location="cpu", weights_only=False)
+        state: dict[str, Any] = torch.load(
+            Path(folder) / STATE_FILE, map_location="cpu", weights_only=False
+        )
     return state
 
 
