@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from hypertune.config import from_dict, load_config
+from hypertune.curves import read_curves
 from hypertune.data import load_dataset
-from hypertune.metrics import METRIC_COLUMNS
+from hypertune.metrics import METRIC_COLUMNS, METRICS
 from hypertune.search import rerun_trial, run_study
 from hypertune.search.order import trial_points
 from hypertune.space import SEED_KEY
@@ -55,6 +56,12 @@ def test_each_member_of_a_fused_study_is_its_own_trial(tmp_path: Path) -> None:
         files = list((path / "ray").glob(f"*/metrics/{row['trial_id']}/events.out.tfevents.*"))
         assert len(files) == 1, row["trial_id"]
         assert scalar_tags(files[0])["valid_loss"] == [1, 2]
+    # Each member's learning curve, its last epoch the member's row.
+    curves = read_curves(tmp_path, "fused")
+    assert len(curves) == 12 and not curves.duplicated(["trial_id", "epoch"]).any()
+    last = curves[curves["epoch"] == 2].set_index("trial_id")
+    for name in METRICS:
+        assert last[name].to_dict() == results.set_index("trial_id")[name].to_dict(), name
     member = str(results["trial_id"].iloc[-1])
     rerun, recorded = rerun_trial(tmp_path, "fused", member)
     assert rerun == {k: v for k, v in recorded.metrics.items() if k in METRIC_COLUMNS}

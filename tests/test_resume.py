@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, run_cli
+from hypertune.curves import load_curves
 
 STUDY = """
 [study]
@@ -152,6 +153,7 @@ def test_resume_after_sigkill_finishes_each_member_of_a_fused_study_once(tmp_pat
     assert set(after["status"]) == {"TERMINATED"} and (after["epochs"] == 120).all()
     kept = after.set_index("trial_id").loc[before["trial_id"]].reset_index()
     pd.testing.assert_frame_equal(kept[before.columns], before, check_dtype=False)
+    _check_curves(results, after)
     # Packs that were training when the driver died went on from their last checkpoint (where
     # Tune's saved state named one: the kill lands at a moment the test cannot pin down).
     restored = _restored_trials(results.parent / "ray")
@@ -163,6 +165,18 @@ def test_resume_after_sigkill_finishes_each_member_of_a_fused_study_once(tmp_pat
     rerun = run_cli("rerun", "crash", member, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     assert "reproduced: every metric as recorded" in rerun.stdout
+
+
+def _check_curves(results: Path, after: pd.DataFrame) -> None:
+    """Every epoch of every trial once in curves.csv, the last one as results.csv has it
+    (epochs trained before the crash and kept, or trained again after it)."""
+    curves = load_curves(results.parent)
+    epochs = int(after["epochs"].iloc[0])
+    assert len(curves) == len(after) * epochs
+    assert not curves.duplicated(["trial_id", "epoch"]).any()
+    last = curves[curves["epoch"] == epochs].set_index("trial_id")["valid_loss"]
+    recorded = pd.read_csv(results, dtype={"trial_id": str}, float_precision="round_trip")
+    assert last.to_dict() == recorded.set_index("trial_id")["valid_loss"].to_dict()
 
 
 def _running_with_checkpoint(experiment: Path) -> bool:
@@ -263,6 +277,7 @@ def _resume_and_check(
     kept = after.set_index("trial_id").loc[before["trial_id"]].reset_index()
     pd.testing.assert_frame_equal(kept[before.columns], before, check_dtype=False)
     assert json.loads((results.parent / "study.json").read_text())["status"] == "finished"
+    _check_curves(results, after)
 
     again = run_cli("resume", "crash", *where, cwd=tmp_path)
     assert again.returncode == 2

@@ -8,6 +8,8 @@ import math
 
 # Metrics every trainer reports each epoch, with the direction in which they improve.
 METRICS = {"train_loss": "min", "valid_loss": "min", "accuracy": "max"}
+# Reported with each epoch: seconds of the trial's training so far, the warm-up left out.
+SECONDS = "train_seconds"
 # What a trial cost and how fast it converged (hypertune.train.costs), kept beside its metrics;
 # each is better low.
 COST_COLUMNS = {

@@ -15,6 +15,7 @@ from ray import tune
 
 from hypertune.config import StudyConfig
 from hypertune.record import StudyRecord
+from hypertune.search.curves import CurveRecorder
 from hypertune.search.keeper import WeightsKeeper
 from hypertune.search.tblog import MetricsTensorBoard
 
@@ -25,14 +26,15 @@ def loggers(
     record: StudyRecord,
     packs: Sequence[Sequence[Mapping[str, Any]]] = (),
 ) -> list[Any]:
-    """TensorBoard logs of the metrics (in each trial folder's metrics/), MLflow runs (in
+    """Every trial's curves (storage/<name>/curves.csv), TensorBoard logs of the metrics (in
+    each trial folder's metrics/), MLflow runs (in
     storage/<name>/mlflow) when the study asked for them, and every trial's weights (in
     storage/<name>/weights) when it keeps them; `packs`: the study's fused packs.
 
     Tune adds its own CSV and JSON loggers beside these (progress.csv, result.json in each
     trial folder); the TensorBoard logger here takes the place of Tune's own.
     """
-    callbacks: list[Any] = [MetricsTensorBoard()]
+    callbacks: list[Any] = [CurveRecorder(path), MetricsTensorBoard()]
     if config.keep_weights:
         callbacks.append(WeightsKeeper(path, packs))
     if record.mlflow:

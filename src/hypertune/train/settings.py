@@ -21,6 +21,7 @@ import torch
 
 from hypertune.errors import ConfigError
 from hypertune.metrics import METRICS
+from hypertune.metrics import SECONDS as SECONDS  # reported with each epoch (metrics.py)
 from hypertune.models import TRAINER_KEYS, TrainerKeys
 from hypertune.train.optim import OPTIMIZERS
 
@@ -34,8 +35,6 @@ Save = Callable[[Callable[[], State]], None]
 # Handed, once training is done and before its last epoch is reported, the state dict of each
 # model trained (one for a lone trial, each member's for a pack; on the CPU).
 Trained = Callable[[list[dict[str, torch.Tensor]]], None]
-# Reported with each epoch: seconds of this trial's training so far, the warm-up left out.
-SECONDS = "train_seconds"
 
 
 @dataclass(frozen=True)
