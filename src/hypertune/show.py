@@ -140,11 +140,13 @@ def write_study_report(
     agg: str | None,
 ) -> list[Path]:
     """Heatmaps (one pair, or every pair and pairs.png), report.pdf and report.md."""
+    from hypertune.curves import read_curves
     from hypertune.report import write_report
 
     folder = report_folder(args)
     full_budget = getattr(args, "full_budget", False)
-    return write_report(record, results, folder, x, y, metric, agg, full_budget)
+    curves = read_curves(args.storage, record.name)
+    return write_report(record, results, folder, x, y, metric, agg, full_budget, curves)
 
 
 def report_folder(args: argparse.Namespace) -> Path:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from hypertune.report.curves import CELL_COSTS, CURVES_PNG, level_text
 from hypertune.report.frame import describe
 from hypertune.report.plot import caption_text, title
 from hypertune.report.tradeoff import TRADEOFF_FILE
@@ -79,13 +80,17 @@ def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) ->
         lines += ["| " + " | ".join(table_cells(row, 3)) + " |"
                   for row in content.ranking.itertuples()]  # fmt: skip
         lines.append("")
-    pictures = [f for f in files[1:] if f.suffix == ".png" and f.name != TRADEOFF_FILE]
+    pictures = [
+        f for f in files[1:] if f.suffix == ".png" and f.name not in (TRADEOFF_FILE, CURVES_PNG)
+    ]
     if pictures:
         lines += ["## More heatmaps", ""]
         lines += [f"- [{f.name}]({f.name})" for f in pictures]
         lines.append("")
     if content.tradeoffs and any(f.name == TRADEOFF_FILE for f in files):
         lines += tradeoff_lines(content)
+    if content.curves is not None and any(f.name == CURVES_PNG for f in files):
+        lines += curve_lines(content)
     excluded = describe(content.excluded) if content.excluded else "none"
     lines += [
         "## Trials",
@@ -125,6 +130,39 @@ def tradeoff_lines(content: ReportContent) -> list[str]:
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines.append("")
     return lines
+
+
+def curve_lines(content: ReportContent) -> list[str]:
+    """The convergence section: the lead pair's learning curves, and per cell its trials'
+    mean final metric, model size, epochs to converge and seconds per epoch."""
+    from hypertune.report.page import value_text
+
+    view = content.curves
+    assert view is not None
+    pair = view.x if view.y is None else f"{view.x} x {view.y}"
+    lines = [
+        f"## How fast each cell of {pair} converged",
+        "",
+        f"![{view.metric} epoch by epoch]({CURVES_PNG})",
+        "",
+        f"Each cell's {view.metric} epoch by epoch: the mean of its trials, the band from the "
+        "lowest to the highest (where it has more than one). Below, the means of its trials "
+        "from results.csv; epochs_to_within_5pct: the first epoch within 5% of the trial's "
+        "final best objective. Described, not tested against noise.",
+        "",
+    ]
+    columns = [c for c in (content.metric, *CELL_COSTS) if c in view.costs.columns]
+    axes = [view.x] if view.y is None else [view.x, view.y]
+    header = [*axes, "trials", *columns]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in view.costs.to_dict("records"):
+        cells = [level_text(row["x"])] + ([] if view.y is None else [level_text(row["y"])])
+        cells += [
+            str(row["trials"]),
+            *("–" if pd.isna(row[c]) else value_text(row[c]) for c in columns),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def table_cells(row: Any, digits: int, method: bool = True) -> list[str]:

@@ -18,6 +18,7 @@ import pandas as pd
 from hypertune.errors import ReportError
 from hypertune.metrics import column_direction
 from hypertune.record import StudyRecord, TrialStatus
+from hypertune.report.curves import CURVES_PNG, CellCurves, cell_curves, write_cell_curves
 from hypertune.report.files import publish
 from hypertune.report.frame import ColourScale, HeatmapInfo, heatmap_info, main_effect
 from hypertune.report.importance import main_effects
@@ -59,6 +60,7 @@ class ReportContent:
     surfaces: dict[tuple[str, str], Surface] = field(default_factory=dict)
     scale: ColourScale = field(default_factory=lambda: ColourScale(0.0, 1.0))  # one per page
     tradeoffs: list[Tradeoff] = field(default_factory=list)  # the metric against each cost
+    curves: CellCurves | None = None  # the lead pair's learning curves, where kept
 
     @property
     def limits(self) -> tuple[float, float]:
@@ -109,8 +111,10 @@ def report_content(
     metric: str | None = None,
     agg: str | None = None,
     full_budget_only: bool = False,
+    curves: pd.DataFrame | None = None,
 ) -> ReportContent:
-    """Every number of the report, computed from study.json (`record`) and results.csv alone.
+    """Every number of the report, computed from study.json (`record`), results.csv and (where
+    the study kept them) its learning `curves` (curves.csv) alone.
 
     The lead heatmap is the pair asked for (`x`, `y`, or the study's [report] x/y), otherwise
     the strongest pair whose verdict is "interacts"; when no pair interacts, the page says so
@@ -182,6 +186,9 @@ def report_content(
         surfaces=fitted,
         scale=shared_scale(infos.values(), direction),
         tradeoffs=tradeoffs(_budget(results, full_budget_only), metric, direction, tuple(params)),
+        curves=None
+        if curves is None
+        else cell_curves(results, curves, lead, metric, record.metric.name, full_budget_only),
     )
 
 
@@ -217,8 +224,10 @@ def write_report(
     metric: str | None = None,
     agg: str | None = None,
     full_budget_only: bool = False,
+    curves: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """Write the heatmap PNGs, pairs.png, report.pdf (one A4 page) and report.md as one set.
+    """Write the heatmap PNGs, pairs.png, tradeoff.png, curves.png (the lead pair's learning
+    `curves`, where the study kept them), report.pdf (one A4 page) and report.md as one set.
 
     The set replaces `folder`'s content in one step (`files.publish`): a reader, or a report
     stopped midway, sees the old set or the new one, never a mix or a half-written file.
@@ -226,7 +235,7 @@ def write_report(
     Returns:
         The files written, heatmaps first.
     """
-    content = report_content(record, results, x, y, metric, agg, full_budget_only)
+    content = report_content(record, results, x, y, metric, agg, full_budget_only, curves)
     params = list(record.params)
 
     def build(staging: Path) -> list[Path]:
@@ -253,6 +262,8 @@ def write_report(
             written.append(write_pairs(pair_infos, params, staging / PAIRS_FILE, content.direction))
         if content.tradeoffs:
             written.append(write_tradeoffs(content.tradeoffs, staging / TRADEOFF_FILE))
+        if content.curves is not None:
+            written.append(write_cell_curves(content.curves, staging / CURVES_PNG))
         written.append(write_page(content, staging / "report.pdf"))
         written.append(write_markdown(content, staging / "report.md", written))
         return written
