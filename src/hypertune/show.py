@@ -145,8 +145,31 @@ def write_study_report(
 
     folder = report_folder(args)
     full_budget = getattr(args, "full_budget", False)
-    curves = read_curves(args.storage, record.name)
+    curves = read_curves(args.storage, args.name)  # the study the command named
     return write_report(record, results, folder, x, y, metric, agg, full_budget, curves)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from hypertune.report.compare import Study, comparison
+    from hypertune.report.compare_files import comparison_name, comparison_owner, write_comparison
+    from hypertune.report.files import check_target
+    from hypertune.store import check_folder, check_out, read_results, read_study, study_dir
+
+    if (args.x is None) != (args.y is None):
+        raise ReportError("--x and --y go together; give both, or neither for the studies' pair")
+    if args.a == args.b:
+        raise ReportError(f"compare: A and B are both '{args.a}'; name two studies")
+    studies = tuple(
+        Study(read_study(args.storage, name), read_results(args.storage, name))
+        for name in (args.a, args.b)
+    )
+    check_out(check_folder(args.out, "--out"), args.storage)
+    folder = study_dir(args.out, comparison_name(args.a, args.b))
+    check_target(folder, comparison_owner(args.a, args.b))
+    result = comparison(studies[0], studies[1], args.x, args.y, args.metric, args.full_budget)
+    for item in write_comparison(result, (studies[0], studies[1]), folder):
+        print(item)
+    return 0
 
 
 def report_folder(args: argparse.Namespace) -> Path:

@@ -27,7 +27,7 @@ from hypertune.cli.commands import EXIT_USER_ERROR, cmd_resume, cmd_run
 from hypertune.cli.parser import build_parser
 from hypertune.errors import HypertuneError, one_line
 from hypertune.interrupts import sigterm_interrupts
-from hypertune.show import cmd_best, cmd_report, cmd_rerun, cmd_show
+from hypertune.show import cmd_best, cmd_compare, cmd_report, cmd_rerun, cmd_show
 
 DEFAULT_CONFIG = Path("configs/default.toml")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run,
         "show": cmd_show,
         "report": cmd_report,
+        "compare": cmd_compare,
         "resume": cmd_resume,
         "rerun": cmd_rerun,
         "best": cmd_best,

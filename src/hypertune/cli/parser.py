@@ -86,6 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(report)
     _add_reports(report)
 
+    compare = commands.add_parser(
+        "compare",
+        help="two studies over the same pair: B - A per cell with intervals, both studies' "
+        "verdicts, and how their main-effect rankings agree (into OUT/A-vs-B/)",
+    )
+    compare.add_argument("a", metavar="A", help="the study compared against")
+    compare.add_argument("b", metavar="B", help="the study compared with it")
+    compare.add_argument("--x", help="parameter on the horizontal axis")
+    compare.add_argument("--y", help="parameter on the vertical axis")
+    compare.add_argument("--metric", help="column to compare (default: A's report metric)")
+    compare.add_argument(
+        "--full-budget", action="store_true", help="keep only trials with the full budget"
+    )
+    _add_storage(compare)
+    _add_reports(compare)
+
     resume = commands.add_parser("resume", help="finish a study whose run stopped")
     resume.add_argument("name")
     resume.add_argument(

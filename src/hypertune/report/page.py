@@ -166,7 +166,7 @@ def report_content(
     return ReportContent(
         name=record.name,
         question=_question(lead, metric),
-        setup=_setup(record, len(results)),
+        setup=setup_text(record, len(results)),
         metric=metric,
         direction=direction,
         agg=agg,
@@ -326,7 +326,9 @@ def _objective_meaning(record: StudyRecord) -> str:
     return f" (the best epoch's {split} {name}{chosen})"
 
 
-def _setup(record: StudyRecord, total: int) -> str:
+def setup_text(record: StudyRecord, total: int) -> str:
+    """'Data digits-seq (1438 train / 359 valid) · model gru · grid search, ...': the page's
+    setup line (`total`: the trials that ran)."""
     study, model = record.config.get("study", {}), record.config.get("model", {})
     data = record.data
     data_text = str(data.get("name", study.get("data", "?")))
