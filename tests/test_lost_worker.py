@@ -34,11 +34,18 @@ class Net(nn.Module):
             self.steps += 1
             if self.steps == self.die_at - 12 and not self.marker.exists():
                 time.sleep(1.5)  # epoch 2 ends a while after epoch 1: both checkpoint
-            if self.steps == self.die_at and not self.marker.exists():
-                self.marker.touch()
+            if self.steps == self.die_at and self.first_to_die():
                 time.sleep(3)  # long enough for the driver to take the last checkpoint
                 os._exit(1)  # as a lost node or a killed worker ends it: no exception
         return self.body(x)
+
+    def first_to_die(self):
+        """True in one trial only: both reach `die_at` together, one creates the marker."""
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return False
+        return True
 
 
 def build(input_shape, num_classes, width=16, die_at=0, marker=""):
