@@ -304,7 +304,10 @@ def test_a_random_search_page_labels_every_cell_and_nothing_overlaps() -> None:
         # ... and drawn beside them: the page shows the fitted surface of the lead pair.
         heatmaps = [ax for ax in page.axes if any(isinstance(c, QuadMesh) for c in ax.collections)]
         assert any("fitted model the verdict was tested on" in ax.get_title() for ax in heatmaps)
-        shown = [content.infos[p] for p in [content.lead, *content.others[:3]]]
+        # 24 trials over five parameters leave most binned cells empty: the lead band draws
+        # the model estimate in place of the lead's cells, which stay in their own PNG.
+        assert content.estimate is not None
+        shown = [content.infos[p] for p in content.others[:3]]
         check_every_cell_labelled(page, shown)
         check_layout(page)
     finally:

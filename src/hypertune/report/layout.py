@@ -11,10 +11,12 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hypertune.report.estimate_plot import LABEL, plot_estimate
 from hypertune.report.frame import describe
 from hypertune.report.labels import fit_cell_labels
 from hypertune.report.plot import (
     axis_label,
+    bar_label,
     plot_heatmap,
     plot_main_effect,
     plot_surface,
@@ -98,6 +100,9 @@ def _draw_lead(sub: Any, content: ReportContent) -> None:
     info = content.infos[content.lead]
     x, y = content.lead
     surface = content.surfaces.get((x, y)) if y is not None else None
+    if content.estimate is not None:
+        _draw_estimate(sub, content, surface)
+        return
     if surface is not None:  # the model the verdict was tested on, beside the bins
         ax, right = sub.subplots(1, 2, width_ratios=[3, 2])
         plot_surface(surface, right, content.direction, limits=content.limits, fontsize=7)
@@ -117,6 +122,39 @@ def _draw_lead(sub: Any, content: ReportContent) -> None:
         ax.collections[-1].colorbar.ax.get_ylabel() + "\none scale for every heatmap on the page",
         fontsize=8,
     )
+
+
+def _draw_estimate(sub: Any, content: ReportContent, surface: Any) -> None:
+    """A sparse study's lead band: what the verdict was tested on (the fitted surface, or the
+    binned cells where no axis was fitted as a quadratic) beside the model estimate; the
+    mostly empty binned cells are left to their PNG."""
+    info, estimate = content.infos[content.lead], content.estimate
+    assert estimate is not None
+    x, y = content.lead
+    left, right = sub.subplots(1, 2, width_ratios=[1, 1.3])
+    if surface is not None:
+        plot_surface(surface, left, content.direction, limits=content.limits, fontsize=7)
+        heading = f"the fitted model the verdict was tested on ({surface.method})"
+    else:
+        plot_heatmap(info, left, content.direction, fontsize=7, limits=content.limits,
+                     colorbar=False, best_trial=_marked(content, content.lead))  # fmt: skip
+        heading = "the binned cells the verdict was tested on"
+    left.set_title("\n".join(textwrap.wrap(heading, 48)), fontsize=7)
+    mesh = plot_estimate(estimate, right, content.direction, limits=content.limits, fontsize=7)
+    bar = sub.colorbar(mesh, ax=right)
+    bar.set_label(bar_label(info, content.direction) + "\none scale for every heatmap on the page",
+                  fontsize=7)  # fmt: skip
+    bar.ax.tick_params(labelsize=7)
+    heading = f"{LABEL}: {estimate.method}; white lines: ± of its 95% interval"
+    right.set_title("\n".join(textwrap.wrap(heading, 60)), fontsize=7)
+    counts = info.counts.to_numpy()
+    sparse = (
+        f"{int((counts > 0).sum())} of {counts.size} binned cells hold a trial, so the page "
+        f"draws models; the cells are in heatmap_{x}__{y}.png"
+    )
+    note = content.notes.get(content.lead, "")
+    lines = [title(info), *textwrap.wrap(note, 100), *textwrap.wrap(sparse, 100)]
+    sub.suptitle("\n".join(lines), fontsize=9)
 
 
 def _draw_small(sub: Any, content: ReportContent) -> None:

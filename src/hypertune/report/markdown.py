@@ -52,6 +52,7 @@ def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) ->
         + "; star: the cell of the best trial.",
         "",
     ]
+    lines += estimate_lines(content, files)
     lines += [
         "## Which parameters matter?",
         "",
@@ -80,8 +81,11 @@ def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) ->
         lines += ["| " + " | ".join(table_cells(row, 3)) + " |"
                   for row in content.ranking.itertuples()]  # fmt: skip
         lines.append("")
+    shown_apart = (TRADEOFF_FILE, CURVES_PNG)
     pictures = [
-        f for f in files[1:] if f.suffix == ".png" and f.name not in (TRADEOFF_FILE, CURVES_PNG)
+        f
+        for f in files[1:]
+        if f.suffix == ".png" and f.name not in shown_apart and not f.name.startswith("estimate_")
     ]
     if pictures:
         lines += ["## More heatmaps", ""]
@@ -103,6 +107,28 @@ def write_markdown(content: ReportContent, path: Path, files: Sequence[Path]) ->
     ]
     write_atomic(path, "\n".join(lines))
     return path
+
+
+def estimate_lines(content: ReportContent, files: Sequence[Path]) -> list[str]:
+    """Where a sparse search leaves most cells empty: the model estimate, said to be one."""
+    estimate = content.estimate
+    shown = [f for f in files if f.name.startswith("estimate_")]
+    if estimate is None or not shown:
+        return []
+    counts = content.infos[content.lead].counts.to_numpy()
+    return [
+        f"## {estimate.x.name} x {estimate.y.name} between the trials: a model estimate",
+        "",
+        f"Only {int((counts > 0).sum())} of the {counts.size} cells above hold a trial, so the "
+        f"surface is also estimated from all {estimate.trials} trials, and drawn as an estimate, "
+        f"never as measured cells: {estimate.method}, with a 95% interval of the averaged "
+        "surface at each point (its width beside it; dots: the trials, in the colour of what "
+        "they measured). The verdict above does not come from it; hypertune's docs/report.md "
+        "says how far it can be trusted.",
+        "",
+        f"![{estimate.metric}: model estimate, not measured]({shown[0].name})",
+        "",
+    ]
 
 
 def tradeoff_lines(content: ReportContent) -> list[str]:

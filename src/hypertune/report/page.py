@@ -19,6 +19,7 @@ from hypertune.errors import ReportError
 from hypertune.metrics import column_direction
 from hypertune.record import StudyRecord, TrialStatus
 from hypertune.report.curves import CURVES_PNG, CellCurves, cell_curves, write_cell_curves
+from hypertune.report.estimate import Estimate, gp_estimate, is_sparse
 from hypertune.report.files import publish
 from hypertune.report.frame import ColourScale, HeatmapInfo, heatmap_info, main_effect
 from hypertune.report.importance import main_effects
@@ -61,6 +62,7 @@ class ReportContent:
     scale: ColourScale = field(default_factory=lambda: ColourScale(0.0, 1.0))  # one per page
     tradeoffs: list[Tradeoff] = field(default_factory=list)  # the metric against each cost
     curves: CellCurves | None = None  # the lead pair's learning curves, where kept
+    estimate: Estimate | None = None  # the lead pair's model estimate, for a sparse search
 
     @property
     def limits(self) -> tuple[float, float]:
@@ -163,6 +165,9 @@ def report_content(
     mains = {p: main_effect(results, p, metric, full_budget_only) for p in importance["parameter"]}
     info = infos[lead]
     best = best_trial(results, record)
+    estimate = None
+    if lead[1] is not None and record.search != "grid" and is_sparse(info):
+        estimate = gp_estimate(results, metric, params, lead[0], lead[1], full_budget_only)
     return ReportContent(
         name=record.name,
         question=_question(lead, metric),
@@ -186,6 +191,7 @@ def report_content(
         surfaces=fitted,
         scale=shared_scale(infos.values(), direction),
         tradeoffs=tradeoffs(_budget(results, full_budget_only), metric, direction, tuple(params)),
+        estimate=estimate,
         curves=None
         if curves is None
         else cell_curves(results, curves, lead, metric, record.metric.name, full_budget_only),
@@ -239,6 +245,7 @@ def write_report(
     params = list(record.params)
 
     def build(staging: Path) -> list[Path]:
+        from hypertune.report.estimate_plot import estimate_path, write_estimate
         from hypertune.report.layout import write_page
         from hypertune.report.markdown import write_markdown
 
@@ -262,6 +269,10 @@ def write_report(
             written.append(write_pairs(pair_infos, params, staging / PAIRS_FILE, content.direction))
         if content.tradeoffs:
             written.append(write_tradeoffs(content.tradeoffs, staging / TRADEOFF_FILE))
+        if content.estimate is not None:
+            x_name, y_name = content.estimate.x.name, content.estimate.y.name
+            written.append(write_estimate(content.estimate, estimate_path(staging, x_name, y_name),
+                                          content.direction, content.limits))  # fmt: skip
         if content.curves is not None:
             written.append(write_cell_curves(content.curves, staging / CURVES_PNG))
         written.append(write_page(content, staging / "report.pdf"))
