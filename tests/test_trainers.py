@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import subprocess
@@ -18,6 +17,7 @@ from conftest import ROOT, run_cli
 from hypertune.config import load_config
 from hypertune.data import load_dataset
 from hypertune.preflight import preflight
+from hypertune.space import grid_configs, sample_configs
 from hypertune.train import SECONDS, TrainSettings, fit, warm_up
 from hypertune.train import settings as trial
 from hypertune.train.settings import batch_count
@@ -99,11 +99,11 @@ def test_example_config_smoke_trials_train_in_process(path: Path) -> None:
     config = load_config(path, {"smoke": True})
     data = load_dataset(config.data, **config.data_options)
     preflight(config, data)
-    grid = [config.space[name].grid_values() for name in config.space]
-    combos = list(itertools.product(*grid))
+    specs = list(config.space.values())
+    combos = grid_configs(specs) if config.search == "grid" else sample_configs(specs, 2, seed=0)
     assert len(combos) == 2
     for combo in combos:
-        trial = {**config.hyperparameters(), **dict(zip(config.space, combo, strict=True))}
+        trial = {**config.hyperparameters(), **combo}
         settings = TrainSettings(epochs=config.epochs, trainer=config.trainer)
         metrics = fit(trial, data, settings)
         assert set(metrics) == EXPECTED and math.isfinite(metrics["valid_loss"])
