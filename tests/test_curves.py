@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from hypertune.curves import CURVE_COLUMNS, CURVES_FILE, curve_row, load_curves, write_curves
 from hypertune.search.curves import CurveRecorder
 from hypertune.search.packs import EPOCHS, MEMBERS
 from hypertune.search.recorder import ERROR, RETRY_OF
+from hypertune.study.curves import CURVE_COLUMNS, CURVES_FILE, curve_row, load_curves, write_curves
 from hypertune.train import SECONDS
 
 

@@ -18,9 +18,9 @@ from conftest import run_cli
 from hypertune.cli import main
 from hypertune.config import load_config
 from hypertune.errors import DiskFullError
-from hypertune.record import StudyState
 from hypertune.search import resume_study, run_study
-from hypertune.store import is_disk_full, read_study, write_atomic, write_study
+from hypertune.study.record import StudyState
+from hypertune.study.store import is_disk_full, read_study, write_atomic, write_study
 
 
 def test_a_write_on_a_full_disk_is_one_error_and_keeps_the_old_file(

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from hypertune.config import from_dict, load_config
-from hypertune.curves import read_curves
 from hypertune.data import load_dataset
 from hypertune.metrics import METRIC_COLUMNS, METRICS
 from hypertune.search import rerun_trial, run_study
 from hypertune.search.order import trial_points
 from hypertune.space import SEED_KEY
-from hypertune.store import read_results
+from hypertune.study.curves import read_curves
+from hypertune.study.store import read_results
 from hypertune.train import TrainSettings, fit_member
 from test_search import scalar_tags
 

@@ -15,9 +15,9 @@ from hypertune.config import load_config
 from hypertune.data import DataBundle
 from hypertune.errors import LINE, ConfigError, SpaceError, one_line
 from hypertune.preflight import preflight
-from hypertune.record import StudyState
 from hypertune.search.code import load_study_code
 from hypertune.space import from_toml
+from hypertune.study.record import StudyState
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -121,7 +121,7 @@ def test_the_resume_hint_names_the_storage_and_the_cluster(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(
-        "hypertune.store.read_study",
+        "hypertune.study.store.read_study",
         lambda storage, name: SimpleNamespace(status=StudyState.INTERRUPTED),
     )
     args = argparse.Namespace(name="s1", storage="my runs", address="10.0.0.5:6379")

@@ -178,10 +178,10 @@ def test_a_pickled_recorder_comes_back_as_the_live_one(
 
     import pandas as pd
 
-    from hypertune import store
     from hypertune.config import load_config
     from hypertune.errors import StudyError
     from hypertune.search import recorder as rec
+    from hypertune.study import store
 
     monkeypatch.setattr(store, "read_results", lambda *args: pd.DataFrame(columns=store.LEADING))
     path = tmp_path / "tiny"

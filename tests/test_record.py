@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hypertune.errors import StudyError
-from hypertune.record import TrialRecord, TrialStatus
-from hypertune.store import RESULTS_FILE, parse_results, write_results
+from hypertune.study.record import TrialRecord, TrialStatus
+from hypertune.study.store import RESULTS_FILE, parse_results, write_results
 
 PARAMS = ["lr", "hidden_size"]
 ROW = {

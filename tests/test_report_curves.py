@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hypertune.curves import curve_row, write_curves
 from hypertune.report import report_content
 from hypertune.report.curves import cell_curves, curve_metric
-from hypertune.store import study_dir
+from hypertune.study.curves import curve_row, write_curves
+from hypertune.study.store import study_dir
 from test_report_page import make_study, report, study_record, trial
 
 

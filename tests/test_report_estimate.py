@@ -12,7 +12,7 @@ import pytest
 from hypertune.report import report_content
 from hypertune.report.estimate import MIN_TRIALS, gp_estimate, is_sparse
 from hypertune.report.frame import heatmap_info
-from hypertune.store import study_dir
+from hypertune.study.store import study_dir
 from test_report_page import check_one_a4_page, make_study, report, study_record, trial
 
 PARAMS = ["lr", "hidden_size", "dropout"]

@@ -19,13 +19,13 @@ import pytest
 from pypdf import PdfReader
 
 from hypertune.cli.commands import _finish
-from hypertune.record import StudyRecord
 from hypertune.report import main_effect, report_content
 from hypertune.report.labels import fit_cell_labels
 from hypertune.report.layout import draw_page
 from hypertune.report.page import best_trial
 from hypertune.report.plot import draw_pairs, pyplot
-from hypertune.store import read_results, read_study
+from hypertune.study.record import StudyRecord
+from hypertune.study.store import read_results, read_study
 from test_report_page import make_study, report, study_record, trial
 
 ROOT = Path(__file__).resolve().parents[1]

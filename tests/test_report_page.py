@@ -18,9 +18,9 @@ from pypdf import PdfReader
 
 from hypertune.cli import main
 from hypertune.config import Metric
-from hypertune.record import StudyRecord, StudyState
 from hypertune.report import best_trial
-from hypertune.store import study_dir, write_results, write_study
+from hypertune.study.record import StudyRecord, StudyState
+from hypertune.study.store import study_dir, write_results, write_study
 
 A4_POINTS = (595.0, 842.0)  # 8.27 x 11.69 inches
 

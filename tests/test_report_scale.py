@@ -51,7 +51,7 @@ def test_the_page_has_one_denominator_and_says_how_its_scale_was_cut(tmp_path: P
     from pypdf import PdfReader
 
     from hypertune.cli import main
-    from hypertune.store import study_dir, write_results, write_study
+    from hypertune.study.store import study_dir, write_results, write_study
     from test_report_page import study_record, trial
 
     rng = np.random.default_rng(0)

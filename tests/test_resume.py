@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, run_cli
-from hypertune.curves import load_curves
+from hypertune.study.curves import load_curves
 
 STUDY = """
 [study]

@@ -14,12 +14,12 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from hypertune import store
 from hypertune.cli import main
 from hypertune.config import from_dict
 from hypertune.errors import SpaceError, StudyError
 from hypertune.search import rerun_trial, run_study
 from hypertune.search.domains import to_domain
+from hypertune.study import store
 
 BASE = {
     "study": {"data": "digits-seq", "epochs": 1, "metric": "valid_loss:min"},
@@ -251,8 +251,8 @@ def test_grid_runs_every_combination_once_per_seed(tmp_path: Path) -> None:
 def test_rays_trial_states_become_hypertunes_in_the_recorder_alone() -> None:
     from types import SimpleNamespace
 
-    from hypertune.record import FAILED, STATUSES, TrialRecord, TrialStatus
     from hypertune.search import trial_record
+    from hypertune.study.record import FAILED, STATUSES, TrialRecord, TrialStatus
 
     config = from_dict({**BASE, "study": {**BASE["study"], "name": "s"}, "space": {"lr": [0.1]}})
 

@@ -110,7 +110,7 @@ def test_a_finished_study_with_fewer_trials_says_why_at_the_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], planned: int
 ) -> None:
     from hypertune.cli.commands import _finish
-    from hypertune.store import study_dir, write_results, write_study
+    from hypertune.study.store import study_dir, write_results, write_study
     from test_report_page import study_record, trial
 
     rows = [trial(n, 1.0 / (n + 1), lr=10.0**-n, hidden_size=8 * (n + 1)) for n in range(3)]

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT
 from hypertune.show import print_json, print_table
-from hypertune.store import RESULTS_FILE, results_columns, study_dir, write_study
+from hypertune.study.store import RESULTS_FILE, results_columns, study_dir, write_study
 
 PARAMS = ["lr", "hidden_size", "dropout"]
 
@@ -89,7 +89,7 @@ MEASURE = textwrap.dedent(
     """
     import json, os, sys
     from hypertune.cli import main
-    from hypertune.store import read_results
+    from hypertune.study.store import read_results
 
     def status(key):
         with open("/proc/self/status") as lines:
@@ -145,7 +145,7 @@ def test_a_long_table_is_read_and_shown_within_a_few_times_its_size(tmp_path: Pa
 
 @pytest.mark.parametrize("damage", ["torn", "malformed"])
 def test_a_damaged_long_table_is_read_without_its_damaged_rows(tmp_path: Path, damage: str) -> None:
-    from hypertune.store import read_results
+    from hypertune.study.store import read_results
 
     path = big_study(tmp_path, "big", 1000)
     text = path.read_text()

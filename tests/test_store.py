@@ -19,8 +19,8 @@ from conftest import ROOT, run_cli
 from hypertune.cli import main
 from hypertune.config import Metric
 from hypertune.errors import StudyError
-from hypertune.record import SCHEMA, StudyRecord, StudyState
-from hypertune.store import (
+from hypertune.study.record import SCHEMA, StudyRecord, StudyState
+from hypertune.study.store import (
     create_study_dir,
     read_results,
     read_study,
@@ -251,7 +251,8 @@ def test_a_study_in_use_cannot_be_resumed_or_locked_twice(tmp_path: Path) -> Non
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom pathlib import Path\nfrom hypertune.store import study_lock\n"
+            "import sys, time\nfrom pathlib import Path\n"
+            "from hypertune.study.store import study_lock\n"
             f"with study_lock(Path({str(path)!r})):\n    print('held', flush=True)\n"
             "    time.sleep(60)\n",
         ],

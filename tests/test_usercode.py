@@ -112,7 +112,7 @@ def test_the_best_model_is_kept_and_tested_on_the_held_out_split(
 ) -> None:
     from hypertune.best import BEST_DIR, SUMMARY_FILE
     from hypertune.report import best_trial
-    from hypertune.store import read_results, read_study
+    from hypertune.study.store import read_results, read_study
     from hypertune.train import evaluate_on
 
     _write(tmp_path)

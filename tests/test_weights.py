@@ -14,7 +14,7 @@ from hypertune.config import apply_overrides, from_dict, load_config
 from hypertune.data import load_dataset
 from hypertune.errors import ConfigError, StudyError
 from hypertune.search import rerun, run_study
-from hypertune.store import read_results
+from hypertune.study.store import read_results
 from hypertune.train import evaluate_on
 from hypertune.weights import WEIGHTS_DIR
 
@@ -108,9 +108,9 @@ def test_a_pickled_keeper_keeps_weights_where_the_resumed_study_is(
 
     import pandas as pd
 
-    from hypertune import store
     from hypertune.search import recorder as rec
     from hypertune.search.keeper import WeightsKeeper
+    from hypertune.study import store
 
     monkeypatch.setattr(store, "read_results", lambda *args: pd.DataFrame(columns=store.LEADING))
     data = pickle.dumps(WeightsKeeper(Path("runs") / "tiny"))  # as Tune saves it, cwd-relative

@@ -58,9 +58,9 @@ def run_study(
 
     path = run(study, storage, address, progress=progress)
     if reports is not None:
-        from hypertune.curves import read_curves
         from hypertune.report import write_report
-        from hypertune.store import read_results, read_study, study_dir
+        from hypertune.study.curves import read_curves
+        from hypertune.study.store import read_results, read_study, study_dir
 
         meta, results = read_study(storage, study.name), read_results(storage, study.name)
         curves = read_curves(storage, study.name)

@@ -23,11 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from hypertune import store, weights
+from hypertune import weights
 from hypertune.data import DataBundle
 from hypertune.errors import StudyError
 from hypertune.folders import clean_stale, swap_in, sync_files
-from hypertune.record import StudyRecord, TrialRecord
+from hypertune.study import store
+from hypertune.study.record import StudyRecord, TrialRecord
 
 BEST_DIR = "best"
 WEIGHTS_FILE = "model.pt"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from hypertune.errors import ReportError
 from hypertune.metrics import column_direction
-from hypertune.record import StudyRecord, TrialStatus
+from hypertune.study.record import StudyRecord, TrialStatus
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +28,7 @@ CHUNK_ROWS = 10_000
 def cmd_show(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from hypertune.store import read_results, read_study
+    from hypertune.study.store import read_results, read_study
 
     record = read_study(args.storage, args.name)
     results = read_results(args.storage, args.name)
@@ -118,7 +118,7 @@ def sort_results(results: pd.DataFrame, record: StudyRecord, column: str | None)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hypertune.store import read_results, read_study
+    from hypertune.study.store import read_results, read_study
 
     record = read_study(args.storage, args.name)
     results = read_results(args.storage, args.name)
@@ -140,8 +140,8 @@ def write_study_report(
     agg: str | None,
 ) -> list[Path]:
     """Heatmaps (one pair, or every pair and pairs.png), report.pdf and report.md."""
-    from hypertune.curves import read_curves
     from hypertune.report import write_report
+    from hypertune.study.curves import read_curves
 
     folder = report_folder(args)
     full_budget = getattr(args, "full_budget", False)
@@ -153,7 +153,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from hypertune.report.compare import Study, comparison
     from hypertune.report.compare_files import comparison_name, comparison_owner, write_comparison
     from hypertune.report.files import check_target
-    from hypertune.store import check_folder, check_out, read_results, read_study, study_dir
+    from hypertune.study.store import check_folder, check_out, read_results, read_study, study_dir
 
     if (args.x is None) != (args.y is None):
         raise ReportError("--x and --y go together; give both, or neither for the studies' pair")
@@ -184,7 +184,7 @@ def report_folder(args: argparse.Namespace) -> Path:
             <name> there holds something other than an earlier report of this study.
     """
     from hypertune.report.files import check_target
-    from hypertune.store import check_folder, check_out, study_dir
+    from hypertune.study.store import check_folder, check_out, study_dir
 
     check_out(check_folder(args.out, "--out"), args.storage)
     folder = study_dir(args.out, args.name)
@@ -194,7 +194,7 @@ def report_folder(args: argparse.Namespace) -> Path:
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     from hypertune.search import rerun_trial
-    from hypertune.store import read_study
+    from hypertune.study.store import read_study
 
     record = read_study(args.storage, args.name)
     metrics, row = rerun_trial(args.storage, args.name, args.trial_id)
@@ -206,7 +206,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def cmd_best(args: argparse.Namespace) -> int:
     from hypertune import weights
     from hypertune.best import WEIGHTS_FILE, best_trial_id, keep_best
-    from hypertune.store import read_study
+    from hypertune.study.store import read_study
 
     record = read_study(args.storage, args.name)
     trial = args.trial or best_trial_id(record, args.storage, args.name)

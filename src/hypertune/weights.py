@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from hypertune import store
 from hypertune.errors import DiskFullError, StudyError
+from hypertune.study import store
 
 WEIGHTS_DIR = "weights"
 # A trial id as Ray and the fused packs make them (a file name: no path, no `..`).

@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as exc:
-        from hypertune.store import is_disk_full
+        from hypertune.study.store import is_disk_full
 
         if not is_disk_full(exc):
             raise
@@ -119,8 +119,8 @@ def _show_warnings() -> None:
 def _resume_hint(args: argparse.Namespace) -> str:
     """What to do after Ctrl-C: a command that works when followed."""
     from hypertune.errors import HypertuneError
-    from hypertune.record import StudyState
-    from hypertune.store import read_study
+    from hypertune.study.record import StudyState
+    from hypertune.study.store import read_study
 
     name = getattr(args, "name", None)
     storage = getattr(args, "storage", "runs")

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 from hypertune.errors import OutputError, ReportError
 from hypertune.progress import ProgressLine
-from hypertune.record import StudyState
 from hypertune.show import report_folder, write_study_report
+from hypertune.study.record import StudyState
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from hypertune.config import StudyConfig
-    from hypertune.record import StudyRecord
+    from hypertune.study.record import StudyRecord
 
 EXIT_USER_ERROR = 2
 
@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     _check_code(config)
     args.name = config.name
-    from hypertune import store
+    from hypertune.study import store
 
     store.check_new_study(args.storage, config.name)
     store.check_folder(args.storage, "--storage")
@@ -114,9 +114,9 @@ def _import_quietly(module: str) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from hypertune.record import FAILED, StudyState
     from hypertune.search import resume_study
-    from hypertune.store import check_folder, read_study
+    from hypertune.study.record import FAILED, StudyState
+    from hypertune.study.store import check_folder, read_study
 
     record = read_study(args.storage, args.name)
     check_folder(args.storage, "--storage")
@@ -127,7 +127,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             path = resume_study(args.storage, args.name, args.address, progress=line)
     if args.retry_failed:
         from hypertune.search import retry_failed
-        from hypertune.store import read_results
+        from hypertune.study.store import read_results
 
         failed = read_results(args.storage, args.name)["status"].isin(FAILED).sum()
         if failed or path is None:
@@ -140,7 +140,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _finish(path: Path, args: argparse.Namespace) -> int:
     """After a run: the best trial, the files, the heatmaps, and why fewer trials ran than
     planned (if they did)."""
-    from hypertune.store import read_results, read_study
+    from hypertune.study.store import read_results, read_study
 
     record = read_study(args.storage, path.name)
     results = read_results(args.storage, path.name)

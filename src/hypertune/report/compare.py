@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from hypertune.errors import ReportError
-from hypertune.record import StudyRecord
 from hypertune.report.frame import (
     ALL_TRIALS,
     HeatmapInfo,
@@ -33,6 +32,7 @@ from hypertune.report.frame import (
 from hypertune.report.importance import main_effects
 from hypertune.report.interaction import interaction_scores
 from hypertune.searchers import known_searcher
+from hypertune.study.record import StudyRecord
 
 
 @dataclass(frozen=True)

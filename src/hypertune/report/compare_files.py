@@ -14,7 +14,7 @@ from hypertune.report.compare import Comparison, Study
 from hypertune.report.files import publish
 from hypertune.report.labels import CELL_LABEL, fit_cell_labels
 from hypertune.report.plot import axis_label, plot_heatmap, pyplot, shared_scale, ticks
-from hypertune.store import write_atomic
+from hypertune.study.store import write_atomic
 
 COMPARE_PNG = "compare.png"
 COMPARE_MD = "compare.md"

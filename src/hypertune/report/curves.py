@@ -4,7 +4,7 @@ One panel per level of the pair's x, its y levels as colours; a line is the mean
 epoch, of the cell's trials (its seeds, and the trials of every other parameter's values that
 fell in the cell, as in its heatmap), the band their range (min to max) where the cell has more
 than one. The trials are those the heatmap draws; their epochs come from curves.csv
-(:mod:`hypertune.curves`), the per-cell costs from results.csv. What the curves show is
+(:mod:`hypertune.study.curves`), the per-cell costs from results.csv. What the curves show is
 described, not tested against noise.
 """
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from hypertune.errors import OutputError
 from hypertune.folders import clean_stale, swap_in, sync_files
-from hypertune.store import current_umask, is_disk_full
+from hypertune.study.store import current_umask, is_disk_full
 
 MANIFEST = ".hypertune-report.json"  # in every report set: which study it is a report of
 # What a report set holds, for folders written before the manifest existed.

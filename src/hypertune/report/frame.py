@@ -15,8 +15,8 @@ import pandas as pd
 from hypertune.config import AGGREGATES
 from hypertune.errors import ReportError
 from hypertune.metrics import METRIC_BOUNDS, RESULT_COLUMNS
-from hypertune.record import TrialStatus
-from hypertune.store import LEADING, TRAILING
+from hypertune.study.record import TrialStatus
+from hypertune.study.store import LEADING, TRAILING
 
 MAX_LEVELS = 8  # more distinct numeric values than this on an axis are binned
 QUANTILE_BINS = 5

@@ -12,7 +12,7 @@ from hypertune.report.curves import CELL_COSTS, CURVES_PNG, level_text
 from hypertune.report.frame import describe
 from hypertune.report.plot import caption_text, title
 from hypertune.report.tradeoff import TRADEOFF_FILE
-from hypertune.store import write_atomic
+from hypertune.study.store import write_atomic
 
 if TYPE_CHECKING:
     from hypertune.report.page import ReportContent

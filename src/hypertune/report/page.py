@@ -17,7 +17,6 @@ import pandas as pd
 
 from hypertune.errors import ReportError
 from hypertune.metrics import column_direction
-from hypertune.record import StudyRecord, TrialStatus
 from hypertune.report.curves import CURVES_PNG, CellCurves, cell_curves, write_cell_curves
 from hypertune.report.estimate import Estimate, gp_estimate, is_sparse
 from hypertune.report.files import publish
@@ -29,6 +28,7 @@ from hypertune.report.surface import Surface, surfaces
 from hypertune.report.tradeoff import TRADEOFF_FILE, Tradeoff, tradeoffs, write_tradeoffs
 from hypertune.report.verdicts import caption, lead_and_summary
 from hypertune.searchers import known_searcher
+from hypertune.study.record import StudyRecord, TrialStatus
 
 SMALL_PANELS = 3
 PAIRS_FILE = "pairs.png"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hypertune.record import TrialStatus
+from hypertune.study.record import TrialStatus
 
 TRADEOFF_FILE = "tradeoff.png"
 # The costs drawn, each against the metric: the column and how the view names it.

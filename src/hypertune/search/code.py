@@ -18,7 +18,7 @@ from hypertune.config import StudyConfig
 from hypertune.data import DataBundle, load_dataset
 from hypertune.errors import ConfigError, StudyError
 from hypertune.models import Architecture, architectures, use_model, use_recorded_model
-from hypertune.record import StudyRecord
+from hypertune.study.record import StudyRecord
 from hypertune.usercode import CodeRecord, is_reference
 
 MODEL = "model.architecture"

@@ -1,4 +1,4 @@
-"""The driver's side of curves.csv (:mod:`hypertune.curves`): every epoch each trial reports,
+"""The driver's side of curves.csv (:mod:`hypertune.study.curves`): every epoch each trial reports,
 kept by trial and epoch and written out when a trial ends or checkpoints."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 from ray import tune
 
-from hypertune.curves import CURVES_FILE, curve_row, load_curves, write_curves
 from hypertune.search.epochs import reported_epochs
 from hypertune.search.packs import EPOCHS
 from hypertune.search.recorder import ERROR, RETRY_OF, live
+from hypertune.study.curves import CURVES_FILE, curve_row, load_curves, write_curves
 
 log = logging.getLogger("hypertune")
 

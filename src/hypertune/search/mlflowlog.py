@@ -21,9 +21,9 @@ from ray.tune.logger import LoggerCallback
 
 from hypertune.config import StudyConfig
 from hypertune.models import resolve_config
-from hypertune.record import TrialStatus
 from hypertune.search.epochs import finite_metrics, reported_epochs
 from hypertune.search.recorder import RETRY_OF, live, trial_records
+from hypertune.study.record import TrialStatus
 from hypertune.train.settings import trainer_keys
 
 TRIAL_TAG = "trial_id"  # the run's tag: the trial's id in results.csv

@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hypertune import store
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
-from hypertune.record import StudyRecord
 from hypertune.search import packs
 from hypertune.search.order import costliest_first, trial_points
 from hypertune.searchers import get_searcher
+from hypertune.study import store
+from hypertune.study.record import StudyRecord
 
 
 def planned(

@@ -12,13 +12,13 @@ from typing import Any
 
 from ray import tune
 
-from hypertune import store
 from hypertune.config import StudyConfig
 from hypertune.errors import StudyError
 from hypertune.metrics import METRIC_COLUMNS, RESULT_COLUMNS
-from hypertune.record import FAILED, STATUSES, TrialRecord, TrialStatus
 from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
+from hypertune.study import store
+from hypertune.study.record import FAILED, STATUSES, TrialRecord, TrialStatus
 from hypertune.train import SECONDS
 
 ERROR = "hypertune_error"  # a trial's last result: its own error (see search.trainable)

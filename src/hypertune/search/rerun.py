@@ -9,15 +9,15 @@ from typing import Any
 
 from torch import nn
 
-from hypertune import store
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import StudyError
 from hypertune.models import create_model
-from hypertune.record import TrialRecord
 from hypertune.search.code import load_recorded_code
 from hypertune.search.plan import planned
 from hypertune.space import SEED_KEY, decode_config
+from hypertune.study import store
+from hypertune.study.record import TrialRecord
 from hypertune.train import TrainSettings, fit, fit_member, fit_module
 
 SHOWN_IDS = 10  # trial ids an error lists before "..."

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
-from hypertune.store import write_atomic
+from hypertune.study.store import write_atomic
 
 RESUME_PREFIX = "resume-"
 ORIGIN = "hypertune-folder.txt"  # in ray/: the study folder, resolved, that Ray's state is of

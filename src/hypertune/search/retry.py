@@ -15,16 +15,16 @@ from typing import Any
 
 from ray import tune
 
-from hypertune import provenance, store
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import StudyError
-from hypertune.record import FAILED, StudyRecord, StudyState, TrialRecord
 from hypertune.search import cluster
 from hypertune.search.code import load_recorded_code
 from hypertune.search.recorder import RETRY_OF, SEED_KEY, Progress, ProgressFn, ResultRecorder
 from hypertune.search.trainable import make_trainable
 from hypertune.search.tuner import loggers, make_tuner, remove_checkpoints
+from hypertune.study import provenance, store
+from hypertune.study.record import FAILED, StudyRecord, StudyState, TrialRecord
 
 
 def retry_failed(

@@ -18,12 +18,10 @@ from typing import Any
 
 from ray import tune
 
-from hypertune import provenance, store
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.errors import DiskFullError, HypertuneError, StudyError
 from hypertune.preflight import preflight
-from hypertune.record import FAILED, StudyRecord, StudyState
 from hypertune.search import cluster, packs
 from hypertune.search.code import load_recorded_code, load_study_code
 from hypertune.search.domains import bayes_domains, to_domain
@@ -34,6 +32,8 @@ from hypertune.search.rest import experiment_name, mark_origin, moved_from, rema
 from hypertune.search.trainable import make_trainable
 from hypertune.search.tuner import loggers, make_tuner, remove_checkpoints
 from hypertune.searchers import get_searcher
+from hypertune.study import provenance, store
+from hypertune.study.record import FAILED, StudyRecord, StudyState
 
 log = logging.getLogger("hypertune")
 

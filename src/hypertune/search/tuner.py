@@ -14,10 +14,10 @@ from typing import Any
 from ray import tune
 
 from hypertune.config import StudyConfig
-from hypertune.record import StudyRecord
 from hypertune.search.curves import CurveRecorder
 from hypertune.search.keeper import WeightsKeeper
 from hypertune.search.tblog import MetricsTensorBoard
+from hypertune.study.record import StudyRecord
 
 
 def loggers(

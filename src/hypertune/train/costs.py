@@ -1,5 +1,5 @@
 """What a trial cost and how fast it converged: the columns results.csv keeps beside its metrics
-(:data:`hypertune.config.COST_COLUMNS`), computed from the epochs it reported.
+(:data:`hypertune.metrics.COST_COLUMNS`), computed from the epochs it reported.
 
 - ``parameters``: the model's weights, counted once per trial;
 - ``epochs_to_best``: the epoch at which the objective's metric reached its best value;

@@ -27,7 +27,7 @@ import pandas as pd
 
 from hypertune.errors import DiskFullError, StudyError
 from hypertune.fields import check_name
-from hypertune.record import LEADING, STATUSES, TRAILING, StudyRecord, StudyState
+from hypertune.study.record import LEADING, STATUSES, TRAILING, StudyRecord, StudyState
 
 STUDY_FILE = "study.json"
 RESULTS_FILE = "results.csv"

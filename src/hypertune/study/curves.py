@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from hypertune.metrics import METRICS, SECONDS
-from hypertune.store import read_study, study_dir, write_atomic
+from hypertune.study.store import read_study, study_dir, write_atomic
 
 CURVES_FILE = "curves.csv"
 CURVE_METRICS = (*METRICS, SECONDS)
