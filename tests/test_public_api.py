@@ -195,22 +195,6 @@ def test_a_pickled_recorder_comes_back_as_the_live_one(
         assert pickle.loads(data) is live
     assert not rec._LIVE
 
-    # A recorder pickled whole by an older hypertune (its state, without the progress function).
-    state = {**live.__dict__, "progress": None}
-
-    class Old:  # pickles as the default pickling of a ResultRecorder did: new object + state
-        def __reduce__(self) -> tuple[object, ...]:
-            return object.__new__, (rec.ResultRecorder,), state
-
-    old = pickle.dumps(Old())
-    with rec.live_recorder(live):
-        restored = pickle.loads(old)
-    restored.incomplete.add("a")
-    assert "a" in live.incomplete  # the restored one shares the live one's state ...
-    assert restored.progress == told.append  # ... its progress function included
-    alone = pickle.loads(old)
-    assert alone.progress is None and alone.path == path and alone is not live
-
     # The same study moved to another storage folder is still itself.
     config = load_config(tiny_study)
     moved = rec.ResultRecorder(
@@ -219,18 +203,6 @@ def test_a_pickled_recorder_comes_back_as_the_live_one(
     with rec.live_recorder(moved):
         assert pickle.loads(data) is moved
 
-    # A state pickled before studies could move names the study's folder: elsewhere, refused.
-    class Pinned:
-        def __init__(self, folder: Path) -> None:
-            self.folder = folder
-
-        def __reduce__(self) -> tuple[object, ...]:
-            return rec.live, (str(self.folder.resolve()),)
-
-    with rec.live_recorder(moved):
-        with pytest.raises(StudyError, match=r"ran in .*/tiny; move it back there"):
-            pickle.loads(pickle.dumps(Pinned(path)))
-        assert pickle.loads(pickle.dumps(Pinned(moved.path))) is moved
     # Tune's start shows the first progress line, before any trial's process is up.
     told.clear()
     moved.setup(stop=None, num_samples=4)
@@ -251,7 +223,3 @@ def test_the_tensorboard_logger_pickles_without_its_open_files(tmp_path: Path) -
     logger.log_trial_end(trial)
     assert not logger.writers
     assert list((tmp_path / "t1" / SUBFOLDER).glob("events.out.tfevents.*"))
-    # One pickled by an older hypertune (a subclass of Ray's TBXLoggerCallback) starts afresh.
-    old = MetricsTensorBoard.__new__(MetricsTensorBoard)
-    old.__setstate__({"_trial_writer": {}, "_trial_result": {}})
-    assert old.writers == {}

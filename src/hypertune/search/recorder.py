@@ -212,10 +212,6 @@ def live(name: str) -> ResultRecorder:
             f"study '{study}': its Ray state is restored only through `hypertune resume "
             f"{study}` (or hypertune.resume_study)"
         )
-    if "/" in name and name != str(recorder.path.resolve()):
-        # A state pickled before studies could move names the folder it ran in; its trials
-        # would write there. Such a study resumes where it ran.
-        raise StudyError(f"study '{study}' ran in {name}; move it back there to resume it")
     return recorder
 
 
@@ -267,11 +263,6 @@ class ResultRecorder(tune.Callback):
         # Ray pickles its callbacks with the experiment, and Tuner.restore unpickles them: a
         # recorder pickles as its study's name and restores as the live one (live_recorder).
         return live, (_key(self.path),)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # A recorder pickled whole (by an older hypertune): the live one's state, if any.
-        recorder = _LIVE.get(_key(Path(state["path"])))
-        self.__dict__ = recorder.__dict__ if recorder is not None else state
 
     def _record(self, trial: Any, status: TrialStatus | None) -> None:
         for record in trial_records(trial, self.config.space, self.packs, status):

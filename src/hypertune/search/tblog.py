@@ -41,7 +41,7 @@ class MetricsTensorBoard(TBXLoggerCallback):
         return {}  # Tune pickles its callbacks with the experiment: open files stay here
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Also a callback pickled by an older hypertune (Ray's logger's fields): start afresh.
+        # Restored by Tune.restore: no writers yet, each opens again on its trial's next result.
         self.writers, self.steps = {}, {}
 
     def writer(self, trial: Any, subfolder: str = SUBFOLDER) -> SummaryWriter:
