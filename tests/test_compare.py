@@ -13,9 +13,10 @@ from scipy import stats
 
 from hypertune.cli import main
 from hypertune.errors import ReportError
-from hypertune.report.compare import Study, comparison
+from hypertune.report.compare import comparison
 from hypertune.report.compare_files import differences
 from hypertune.study.store import read_results, read_study
+from hypertune.study.stored import Study
 from test_report_page import make_study, study_record, trial
 
 # Two seeds per cell; B's losses are A's plus 0.1 at hidden_size 8, plus 0.3 at 16.

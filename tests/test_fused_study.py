@@ -13,8 +13,8 @@ from hypertune.metrics import METRIC_COLUMNS, METRICS
 from hypertune.search import rerun_trial, run_study
 from hypertune.search.order import trial_points
 from hypertune.space import SEED_KEY
-from hypertune.study.curves import read_curves
 from hypertune.study.store import read_results
+from hypertune.study.stored import load_study
 from hypertune.train import TrainSettings, fit_member
 from test_search import scalar_tags
 
@@ -57,7 +57,7 @@ def test_each_member_of_a_fused_study_is_its_own_trial(tmp_path: Path) -> None:
         assert len(files) == 1, row["trial_id"]
         assert scalar_tags(files[0])["valid_loss"] == [1, 2]
     # Each member's learning curve, its last epoch the member's row.
-    curves = read_curves(tmp_path, "fused")
+    curves = load_study(tmp_path, "fused").curves
     assert len(curves) == 12 and not curves.duplicated(["trial_id", "epoch"]).any()
     last = curves[curves["epoch"] == 2].set_index("trial_id")
     for name in METRICS:

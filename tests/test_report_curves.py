@@ -12,6 +12,7 @@ from hypertune.report import report_content
 from hypertune.report.curves import cell_curves, curve_metric
 from hypertune.study.curves import curve_row, write_curves
 from hypertune.study.store import study_dir
+from hypertune.study.stored import Study
 from test_report_page import make_study, report, study_record, trial
 
 
@@ -80,7 +81,7 @@ def test_a_binned_axis_groups_its_curves_as_the_heatmap_groups_its_cells() -> No
     view = cell_curves(pd.DataFrame(rows), pd.DataFrame(curves), ("lr", "hidden_size"),
                        "valid_loss", "valid_loss")  # fmt: skip
     assert view is not None
-    content = report_content(study_record("b", ["lr", "hidden_size"]), pd.DataFrame(rows))
+    content = report_content(Study(study_record("b", ["lr", "hidden_size"]), pd.DataFrame(rows)))
     heatmap = content.infos[("lr", "hidden_size")]
     assert view.levels("x") == list(heatmap.values.columns)  # the same 5 quantile bins
     drawn = view.curves.set_index(["x", "y"])["trials"]

@@ -13,6 +13,7 @@ from hypertune.report import report_content
 from hypertune.report.estimate import MIN_TRIALS, gp_estimate, is_sparse
 from hypertune.report.frame import heatmap_info
 from hypertune.study.store import study_dir
+from hypertune.study.stored import Study
 from test_report_page import check_one_a4_page, make_study, report, study_record, trial
 
 PARAMS = ["lr", "hidden_size", "dropout"]
@@ -108,5 +109,5 @@ def test_only_a_sparse_non_grid_study_gets_an_estimate(
     record = study_record("s", PARAMS, search, trials_planned=n)
     make_study(tmp_path, "s", rows, PARAMS, search=search)
     results = pd.read_csv(study_dir(tmp_path, "s") / "results.csv")
-    content = report_content(record, results, "lr", "hidden_size")
+    content = report_content(Study(record, results), "lr", "hidden_size")
     assert (content.estimate is not None) == drawn

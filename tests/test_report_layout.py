@@ -26,6 +26,7 @@ from hypertune.report.page import best_trial
 from hypertune.report.plot import draw_pairs, pyplot
 from hypertune.study.record import StudyRecord
 from hypertune.study.store import read_results, read_study
+from hypertune.study.stored import Study
 from test_report_page import make_study, report, study_record, trial
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def check_layout(fig: Any) -> None:
 def test_no_text_overlaps_or_is_cut_off(n_params: int) -> None:
     plt = pyplot()
     meta, results = study(n_params)
-    content = report_content(meta, results)
+    content = report_content(Study(meta, results))
     page = draw_page(content)
     try:
         check_layout(page)
@@ -290,7 +291,7 @@ def check_every_cell_labelled(fig: Any, infos: list[Any]) -> None:
 def test_a_random_search_page_labels_every_cell_and_nothing_overlaps() -> None:
     plt = pyplot()
     meta, results = random4_study()
-    content = report_content(meta, results, metric="accuracy")
+    content = report_content(Study(meta, results), metric="accuracy")
     # The test's model is named where its picture is: binned axes were fitted as quadratics.
     assert content.lead == ("lr", "dropout")
     assert content.notes[content.lead].endswith(

@@ -21,6 +21,7 @@ from hypertune.config import Metric
 from hypertune.report import best_trial
 from hypertune.study.record import StudyRecord, StudyState
 from hypertune.study.store import study_dir, write_results, write_study
+from hypertune.study.stored import Study
 
 A4_POINTS = (595.0, 842.0)  # 8.27 x 11.69 inches
 
@@ -316,12 +317,12 @@ def test_an_adaptive_study_says_how_its_verdict_was_reached(search: str, said: s
     rows = grid_rows()
     results = pd.DataFrame(rows)
     record = study_record("a", ["lr", "hidden_size", "dropout"], search, trials_planned=len(rows))
-    content = report_content(record, results)
+    content = report_content(Study(record, results))
     assert f"{said} placed each trial by the ones before it" in content.summary
     assert "p-values come from shuffling the metric" in content.summary
     assert content.ranking is not None
     assert all(m.endswith("permutation p") for m in content.ranking["method"])
-    plain = report_content(study_record("g", ["lr", "hidden_size", "dropout"]), results)
+    plain = report_content(Study(study_record("g", ["lr", "hidden_size", "dropout"]), results))
     assert "shuffling" not in plain.summary
     assert not any("permutation" in m for m in plain.ranking["method"])
 

@@ -59,12 +59,10 @@ def run_study(
     path = run(study, storage, address, progress=progress)
     if reports is not None:
         from hypertune.report import write_report
-        from hypertune.study.curves import read_curves
-        from hypertune.study.store import read_results, read_study, study_dir
+        from hypertune.study.store import study_dir
+        from hypertune.study.stored import load_study
 
-        meta, results = read_study(storage, study.name), read_results(storage, study.name)
-        curves = read_curves(storage, study.name)
-        write_report(meta, results, study_dir(reports, study.name), curves=curves)
+        write_report(load_study(storage, study.name), study_dir(reports, study.name))
     return path
 
 

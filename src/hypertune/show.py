@@ -16,6 +16,8 @@ from hypertune.study.record import StudyRecord, TrialStatus
 if TYPE_CHECKING:
     import pandas as pd
 
+    from hypertune.study.stored import Study
+
 # Relative difference under which a rerun counts as the recorded trial (CSV keeps 17 digits).
 REPRODUCED = 1e-9
 # ... and under which a fused member trained alone as one torch module agrees with its pack
@@ -118,21 +120,19 @@ def sort_results(results: pd.DataFrame, record: StudyRecord, column: str | None)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hypertune.study.store import read_results, read_study
+    from hypertune.study.stored import load_study
 
-    record = read_study(args.storage, args.name)
-    results = read_results(args.storage, args.name)
+    study = load_study(args.storage, args.name)
     if (args.x is None) != (args.y is None):
         raise ReportError("--x and --y go together; give both, or neither for every pair")
-    written = write_study_report(record, results, args, args.x, args.y, args.metric, args.agg)
+    written = write_study_report(study, args, args.x, args.y, args.metric, args.agg)
     for item in written:
         print(item)
     return 0
 
 
 def write_study_report(
-    record: StudyRecord,
-    results: pd.DataFrame,
+    study: Study,
     args: argparse.Namespace,
     x: str | None,
     y: str | None,
@@ -141,28 +141,24 @@ def write_study_report(
 ) -> list[Path]:
     """Heatmaps (one pair, or every pair and pairs.png), report.pdf and report.md."""
     from hypertune.report import write_report
-    from hypertune.study.curves import read_curves
 
     folder = report_folder(args)
     full_budget = getattr(args, "full_budget", False)
-    curves = read_curves(args.storage, args.name)  # the study the command named
-    return write_report(record, results, folder, x, y, metric, agg, full_budget, curves)
+    return write_report(study, folder, x, y, metric, agg, full_budget)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from hypertune.report.compare import Study, comparison
+    from hypertune.report.compare import comparison
     from hypertune.report.compare_files import comparison_name, comparison_owner, write_comparison
     from hypertune.report.files import check_target
-    from hypertune.study.store import check_folder, check_out, read_results, read_study, study_dir
+    from hypertune.study.store import check_folder, check_out, study_dir
+    from hypertune.study.stored import load_study
 
     if (args.x is None) != (args.y is None):
         raise ReportError("--x and --y go together; give both, or neither for the studies' pair")
     if args.a == args.b:
         raise ReportError(f"compare: A and B are both '{args.a}'; name two studies")
-    studies = tuple(
-        Study(read_study(args.storage, name), read_results(args.storage, name))
-        for name in (args.a, args.b)
-    )
+    studies = tuple(load_study(args.storage, name) for name in (args.a, args.b))
     check_out(check_folder(args.out, "--out"), args.storage)
     folder = study_dir(args.out, comparison_name(args.a, args.b))
     check_target(folder, comparison_owner(args.a, args.b))

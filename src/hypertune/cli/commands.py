@@ -19,10 +19,8 @@ from hypertune.show import report_folder, write_study_report
 from hypertune.study.record import StudyState
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from hypertune.config import StudyConfig
-    from hypertune.study.record import StudyRecord
+    from hypertune.study.stored import Study
 
 EXIT_USER_ERROR = 2
 
@@ -140,11 +138,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _finish(path: Path, args: argparse.Namespace) -> int:
     """After a run: the best trial, the files, the heatmaps, and why fewer trials ran than
     planned (if they did)."""
-    from hypertune.study.store import read_results, read_study
+    from hypertune.study.stored import load_study
 
-    record = read_study(args.storage, path.name)
-    results = read_results(args.storage, path.name)
-    code = _summary(path, args, record, results)
+    study = load_study(args.storage, path.name)
+    record, results = study.record, study.results
+    code = _summary(path, args, study)
     planned = record.trials_planned or 0
     if record.status is StudyState.FINISHED and len(results) < planned:
         from hypertune.searchers import known_searcher
@@ -157,9 +155,8 @@ def _finish(path: Path, args: argparse.Namespace) -> int:
     return code
 
 
-def _summary(
-    path: Path, args: argparse.Namespace, record: StudyRecord, results: pd.DataFrame
-) -> int:
+def _summary(path: Path, args: argparse.Namespace, study: Study) -> int:
+    record, results = study.record, study.results
     counts = results["status"].value_counts().to_dict() if len(results) else {}
     print(f"{len(results)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     # The one meaning of "best", and its values printed as the page prints them.
@@ -181,7 +178,7 @@ def _summary(
             print(f"its weights: `best {path.name}{where}` trains it again and keeps them")
     print(f"results: {path / 'results.csv'}")
     try:
-        written = write_study_report(record, results, args, None, None, None, None)
+        written = write_study_report(study, args, None, None, None, None)
     except ReportError as exc:
         # The study itself is complete and stored; only its pictures cannot be drawn.
         print(f"warning: no report drawn: {exc}", file=sys.stderr)

@@ -31,25 +31,7 @@ from hypertune.report.frame import (
 )
 from hypertune.report.importance import main_effects
 from hypertune.report.interaction import interaction_scores
-from hypertune.searchers import known_searcher
-from hypertune.study.record import StudyRecord
-
-
-@dataclass(frozen=True)
-class Study:
-    """One side of a comparison: a study's record and its results."""
-
-    record: StudyRecord
-    results: pd.DataFrame
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    @property
-    def adaptive(self) -> bool:
-        searcher = known_searcher(self.record.search)
-        return searcher is not None and searcher.adaptive
+from hypertune.study.stored import Study
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hypertune.report.compare import Comparison, Study
+from hypertune.report.compare import Comparison
 from hypertune.report.files import publish
 from hypertune.report.labels import CELL_LABEL, fit_cell_labels
 from hypertune.report.plot import axis_label, plot_heatmap, pyplot, shared_scale, ticks
 from hypertune.study.store import write_atomic
+from hypertune.study.stored import Study
 
 COMPARE_PNG = "compare.png"
 COMPARE_MD = "compare.md"

@@ -29,6 +29,7 @@ from hypertune.report.tradeoff import TRADEOFF_FILE, Tradeoff, tradeoffs, write_
 from hypertune.report.verdicts import caption, lead_and_summary
 from hypertune.searchers import known_searcher
 from hypertune.study.record import StudyRecord, TrialStatus
+from hypertune.study.stored import Study
 
 SMALL_PANELS = 3
 PAIRS_FILE = "pairs.png"
@@ -106,17 +107,15 @@ def best_trial(results: pd.DataFrame, record: StudyRecord) -> pd.Series | None:
 
 
 def report_content(
-    record: StudyRecord,
-    results: pd.DataFrame,
+    study: Study,
     x: str | None = None,
     y: str | None = None,
     metric: str | None = None,
     agg: str | None = None,
     full_budget_only: bool = False,
-    curves: pd.DataFrame | None = None,
 ) -> ReportContent:
-    """Every number of the report, computed from study.json (`record`), results.csv and (where
-    the study kept them) its learning `curves` (curves.csv) alone.
+    """Every number of the report, computed from the stored `study` alone: study.json,
+    results.csv and (where the study kept them) its learning curves (curves.csv).
 
     The lead heatmap is the pair asked for (`x`, `y`, or the study's [report] x/y), otherwise
     the strongest pair whose verdict is "interacts"; when no pair interacts, the page says so
@@ -126,6 +125,7 @@ def report_content(
     Raises:
         ReportError: the study searched no parameter, or its results cannot be drawn.
     """
+    record, results, curves = study.record, study.results, study.curves
     params = list(record.params)
     if not params:
         raise ReportError(
@@ -192,9 +192,7 @@ def report_content(
         scale=shared_scale(infos.values(), direction),
         tradeoffs=tradeoffs(_budget(results, full_budget_only), metric, direction, tuple(params)),
         estimate=estimate,
-        curves=None
-        if curves is None
-        else cell_curves(results, curves, lead, metric, record.metric.name, full_budget_only),
+        curves=cell_curves(results, curves, lead, metric, record.metric.name, full_budget_only),
     )
 
 
@@ -222,18 +220,16 @@ def _best_facts(
 
 
 def write_report(
-    record: StudyRecord,
-    results: pd.DataFrame,
+    study: Study,
     folder: Path,
     x: str | None = None,
     y: str | None = None,
     metric: str | None = None,
     agg: str | None = None,
     full_budget_only: bool = False,
-    curves: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write the heatmap PNGs, pairs.png, tradeoff.png, curves.png (the lead pair's learning
-    `curves`, where the study kept them), report.pdf (one A4 page) and report.md as one set.
+    curves, where the study kept them), report.pdf (one A4 page) and report.md as one set.
 
     The set replaces `folder`'s content in one step (`files.publish`): a reader, or a report
     stopped midway, sees the old set or the new one, never a mix or a half-written file.
@@ -241,8 +237,8 @@ def write_report(
     Returns:
         The files written, heatmaps first.
     """
-    content = report_content(record, results, x, y, metric, agg, full_budget_only, curves)
-    params = list(record.params)
+    content = report_content(study, x, y, metric, agg, full_budget_only)
+    record, results, params = study.record, study.results, list(study.record.params)
 
     def build(staging: Path) -> list[Path]:
         from hypertune.report.estimate_plot import estimate_path, write_estimate

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from hypertune.metrics import METRICS, SECONDS
-from hypertune.study.store import read_study, study_dir, write_atomic
+from hypertune.study.store import write_atomic
 
 CURVES_FILE = "curves.csv"
 CURVE_METRICS = (*METRICS, SECONDS)
@@ -65,13 +65,3 @@ def load_curves(path: Path) -> pd.DataFrame:
     for name in CURVE_METRICS:
         frame[name] = pd.to_numeric(frame[name], errors="coerce") if name in frame else float("nan")
     return frame[list(CURVE_COLUMNS)].reset_index(drop=True)
-
-
-def read_curves(storage: str | Path, name: str) -> pd.DataFrame:
-    """A study's curves (see :func:`load_curves`).
-
-    Raises:
-        StudyError: no such study.
-    """
-    read_study(storage, name)  # a clear error for an unknown study
-    return load_curves(study_dir(storage, name))
