@@ -95,6 +95,20 @@ def test_the_recorder_keeps_one_row_per_trial_and_epoch_and_writes_on_checkpoint
     assert len(load_curves(tmp_path)) == 6
 
 
+def test_a_new_experiment_drops_the_epochs_of_trials_it_trains_again(tmp_path: Path) -> None:
+    # Before a crash, t1 finished (results.csv holds it) and t2 had trained one epoch.
+    write_curves(tmp_path, [curve_row("t1", 1, {"valid_loss": 0.5}), curve_row("t2", 1, {})])
+    # The rest run as a new experiment: t2 trains again from its start as t7.
+    recorder = CurveRecorder(tmp_path, kept={"t1"})
+    recorder.on_experiment_end([])  # nothing new reported: the file still loses t2
+    assert load_curves(tmp_path)["trial_id"].tolist() == ["t1"]
+    recorder.on_trial_result(1, [], _trial("t7"), _metrics(1, 0.3))
+    recorder.on_trial_complete(1, [], _trial("t7"))
+    assert load_curves(tmp_path)["trial_id"].tolist() == ["t1", "t7"]
+    # Restored by Ray (the same ids go on), every stored epoch stays.
+    assert len(CurveRecorder(tmp_path).rows) == 2
+
+
 def test_a_recorder_that_cannot_write_says_so_once_and_the_study_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,17 @@ class CurveRecorder(tune.Callback):
     `on_trial_result`), so every epoch a restored trial does not train again is on disk.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, kept: Collection[str] | None = None) -> None:
         self.path = path  # the study's folder
+        stored = load_curves(path).to_dict("records")
+        # With `kept` (the trials results.csv holds, when the rest run as a new experiment
+        # under new ids), the epochs of trials cut off by the crash go: they train again.
         self.rows: dict[tuple[str, int], dict[str, Any]] = {
             (str(row["trial_id"]), int(row["epoch"])): {str(k): v for k, v in row.items()}
-            for row in load_curves(path).to_dict("records")
+            for row in stored
+            if kept is None or str(row["trial_id"]) in kept
         }
-        self.changed = False
+        self.changed = len(self.rows) < len(stored)
         self.warned = False
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:

@@ -232,7 +232,8 @@ def _run_trials(
             config, data, path, record, recorder, slots, points, origin
         )
         recorder, trainable = recorder_of(plan)
-    callbacks = [recorder, *loggers(path, config, record, plan)]
+    # A new experiment: trials that results.csv lacks train from their start, under new ids.
+    callbacks = [recorder, *loggers(path, config, record, plan, kept=set(recorder.rows))]
     tuner = _new_tuner(config, trainable, path, slots, callbacks, points, plan, experiment)
     tuner.fit()
     return recorder

@@ -7,7 +7,7 @@ run with the same scheduling, failure handling and logs.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,18 @@ def loggers(
     config: StudyConfig,
     record: StudyRecord,
     packs: Sequence[Sequence[Mapping[str, Any]]] = (),
+    kept: Collection[str] | None = None,
 ) -> list[Any]:
     """Every trial's curves (storage/<name>/curves.csv), TensorBoard logs of the metrics (in
     each trial folder's metrics/), MLflow runs (in
     storage/<name>/mlflow) when the study asked for them, and every trial's weights (in
-    storage/<name>/weights) when it keeps them; `packs`: the study's fused packs.
+    storage/<name>/weights) when it keeps them; `packs`: the study's fused packs; `kept`:
+    where given, the trials whose curves stay in curves.csv (those results.csv holds).
 
     Tune adds its own CSV and JSON loggers beside these (progress.csv, result.json in each
     trial folder); the TensorBoard logger here takes the place of Tune's own.
     """
-    callbacks: list[Any] = [CurveRecorder(path), MetricsTensorBoard()]
+    callbacks: list[Any] = [CurveRecorder(path, kept), MetricsTensorBoard()]
     if config.keep_weights:
         callbacks.append(WeightsKeeper(path, packs))
     if record.mlflow:
