@@ -26,7 +26,7 @@ run: $(STAMP)
 	$(BIN)/python hypertuner.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2  # two workers: one per core of the CI machine
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
