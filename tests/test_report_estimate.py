@@ -64,10 +64,17 @@ def test_no_estimate_without_two_numbers_or_enough_trials() -> None:
     frame["cell"] = np.where(frame["hidden_size"] > 64, "gru", "lstm")
     params = [*PARAMS, "cell"]
     assert gp_estimate(frame, "valid_loss", params, "lr", "cell") is None
+    # A flag, or a number of two values, has nothing between its trials to estimate.
+    frame["batchnorm"] = frame["hidden_size"] > 64
+    frame["layers"] = np.where(frame["dropout"] > 0.25, 1, 2)
+    for two in ("batchnorm", "layers"):
+        assert gp_estimate(frame, "valid_loss", [*params, two], "lr", two) is None
     few = frame.head(MIN_TRIALS - 1)
     assert gp_estimate(few, "valid_loss", params, "lr", "hidden_size") is None
     # A category among the other parameters is averaged over, one-hot.
     assert gp_estimate(frame, "valid_loss", params, "lr", "hidden_size") is not None
+    estimate = gp_estimate(frame, "valid_loss", [*params, "batchnorm"], "lr", "hidden_size")
+    assert estimate is not None  # ... and a flag too
     # Failed trials are not fitted.
     frame.loc[:3, "status"] = "ERROR"
     estimate = gp_estimate(frame, "valid_loss", params, "lr", "hidden_size")

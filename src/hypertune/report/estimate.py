@@ -27,6 +27,7 @@ from hypertune.report.surface import Axis
 
 MIN_FILL = 0.5  # below this share of filled cells, a sparse study gets the estimate
 MIN_TRIALS = 10  # fewer trials than this give no estimate worth drawing
+MIN_LEVELS = 3  # an axis needs this many distinct values to be estimated between them
 POINTS = 25  # grid points along each axis of the pair
 NOISE_FLOOR = 0.03  # the least trial-to-trial noise (as a share of the metric's variance):
 # fitted freely, it fell to nothing and the interval missed the truth at a fifth of the points
@@ -77,13 +78,13 @@ def gp_estimate(
     full_budget_only: bool = False,
 ) -> Estimate | None:
     """The pair's surface as a Gaussian process estimates it (None where `x` or `y` is not a
-    number or fewer than MIN_TRIALS trials are usable)."""
+    number of at least MIN_LEVELS values, or fewer than MIN_TRIALS trials are usable)."""
     frame, _ = usable_trials(results, metric, full_budget_only)
     if len(frame) < MIN_TRIALS:
         return None
     columns, scales = _features(frame, list(params))
-    if x not in scales or y not in scales:
-        return None
+    if any(name not in scales or frame[name].nunique() < MIN_LEVELS for name in (x, y)):
+        return None  # a category, a flag or two levels: nothing lies between the trials
     target = frame[metric].to_numpy(float)
     centre, spread = float(target.mean()), float(target.std()) or 1.0
     model = _fit(columns.to_numpy(float), (target - centre) / spread)
