@@ -60,7 +60,7 @@ def test_a_parameter_that_does_nothing_leaves_the_estimate_flat_along_it() -> No
 
 
 def test_no_estimate_without_two_numbers_or_enough_trials() -> None:
-    frame = sampled(14, 1)
+    frame = sampled(20, 1)
     frame["cell"] = np.where(frame["hidden_size"] > 64, "gru", "lstm")
     params = [*PARAMS, "cell"]
     assert gp_estimate(frame, "valid_loss", params, "lr", "cell") is None
@@ -71,6 +71,12 @@ def test_no_estimate_without_two_numbers_or_enough_trials() -> None:
         assert gp_estimate(frame, "valid_loss", [*params, two], "lr", two) is None
     few = frame.head(MIN_TRIALS - 1)
     assert gp_estimate(few, "valid_loss", params, "lr", "hidden_size") is None
+    # Nor fewer than PER_FEATURE trials per fitted feature (lr, hidden_size, dropout, 2 cells).
+    assert gp_estimate(frame.head(14), "valid_loss", params, "lr", "hidden_size") is None
+    assert gp_estimate(frame.head(15), "valid_loss", params, "lr", "hidden_size") is not None
+    # Nor where every trial measured the same.
+    flat = frame.assign(valid_loss=0.5)
+    assert gp_estimate(flat, "valid_loss", params, "lr", "hidden_size") is None
     # A category among the other parameters is averaged over, one-hot.
     assert gp_estimate(frame, "valid_loss", params, "lr", "hidden_size") is not None
     estimate = gp_estimate(frame, "valid_loss", [*params, "batchnorm"], "lr", "hidden_size")
@@ -78,7 +84,16 @@ def test_no_estimate_without_two_numbers_or_enough_trials() -> None:
     # Failed trials are not fitted.
     frame.loc[:3, "status"] = "ERROR"
     estimate = gp_estimate(frame, "valid_loss", params, "lr", "hidden_size")
-    assert estimate is not None and estimate.trials == 10
+    assert estimate is not None and estimate.trials == 16
+
+
+def test_the_interval_stays_within_what_the_metric_can_take() -> None:
+    frame = sampled(20, 2, noise=0.05)
+    frame["accuracy"] = np.clip(1.3 - frame["valid_loss"], 0.0, 1.0)  # many trials at 1.0
+    estimate = gp_estimate(frame, "accuracy", PARAMS, "lr", "hidden_size")
+    assert estimate is not None
+    assert (estimate.mean + estimate.half).max() > 1.0  # the model's own interval leaves it
+    assert estimate.high.max() <= 1.0 and estimate.low.min() >= 0.0
 
 
 def test_sparse_means_most_cells_empty_or_fewer_trials_than_cells() -> None:

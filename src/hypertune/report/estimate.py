@@ -22,11 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hypertune.report.frame import HeatmapInfo, is_log_spaced, usable_trials
+from hypertune.report.frame import HeatmapInfo, is_log_spaced, metric_bounds, usable_trials
 from hypertune.report.surface import Axis
 
 MIN_FILL = 0.5  # below this share of filled cells, a sparse study gets the estimate
-MIN_TRIALS = 10  # fewer trials than this give no estimate worth drawing
+MIN_TRIALS = 10  # fewer trials than this give no estimate worth drawing ...
+PER_FEATURE = 3  # ... nor fewer than this many per fitted feature (a one-hot level counts)
+MAX_TRIALS = 500  # more than this is not a sparse study (and would take minutes to fit)
 MIN_LEVELS = 3  # an axis needs this many distinct values to be estimated between them
 POINTS = 25  # grid points along each axis of the pair
 NOISE_FLOOR = 0.03  # the least trial-to-trial noise (as a share of the metric's variance):
@@ -55,11 +57,13 @@ class Estimate:
 
     @property
     def low(self) -> np.ndarray:
-        return self.mean - self.half
+        """The interval's lower end, never below what the metric can take."""
+        return np.maximum(self.mean - self.half, metric_bounds(self.metric)[0])
 
     @property
     def high(self) -> np.ndarray:
-        return self.mean + self.half
+        """The interval's upper end, never above what the metric can take (accuracy 1)."""
+        return np.minimum(self.mean + self.half, metric_bounds(self.metric)[1])
 
 
 def is_sparse(info: HeatmapInfo) -> bool:
@@ -78,15 +82,20 @@ def gp_estimate(
     full_budget_only: bool = False,
 ) -> Estimate | None:
     """The pair's surface as a Gaussian process estimates it (None where `x` or `y` is not a
-    number of at least MIN_LEVELS values, or fewer than MIN_TRIALS trials are usable)."""
+    number of at least MIN_LEVELS values, the usable trials are fewer than MIN_TRIALS or
+    PER_FEATURE per fitted feature or more than MAX_TRIALS, or they all measured the same)."""
     frame, _ = usable_trials(results, metric, full_budget_only)
-    if len(frame) < MIN_TRIALS:
+    if not MIN_TRIALS <= len(frame) <= MAX_TRIALS:
         return None
     columns, scales = _features(frame, list(params))
+    if len(frame) < PER_FEATURE * columns.shape[1]:
+        return None
     if any(name not in scales or frame[name].nunique() < MIN_LEVELS for name in (x, y)):
         return None  # a category, a flag or two levels: nothing lies between the trials
     target = frame[metric].to_numpy(float)
-    centre, spread = float(target.mean()), float(target.std()) or 1.0
+    centre, spread = float(target.mean()), float(target.std())
+    if spread == 0.0:
+        return None  # every trial measured the same: nothing to estimate between them
     model = _fit(columns.to_numpy(float), (target - centre) / spread)
     axes = {name: _axis(frame, name, scales[name]) for name in (x, y)}
     at = list(columns.columns)

@@ -66,12 +66,13 @@ def write_estimate(
         mesh = plot_estimate(estimate, left, direction, limits=limits)
         better = "higher" if direction == "max" else "lower"
         fig.colorbar(mesh, ax=left, label=f"{estimate.metric} ({better} is better)")
-        left.set_title(f"{estimate.metric}: {LABEL}\n(lines: ± of its 95% interval)", fontsize=10)
+        heading = f"{estimate.metric}: {LABEL}\n(lines: ± of the model's 95% interval)"
+        left.set_title(heading, fontsize=10)
         width = right.pcolormesh(estimate.x.grid, estimate.y.grid, 2 * estimate.half,
                                  shading="nearest", cmap="Greys")  # fmt: skip
         right.scatter(estimate.x.trials, estimate.y.trials, s=11, c="white", edgecolors="black",
                       linewidths=0.4)  # fmt: skip
-        fig.colorbar(width, ax=right, label="width of the 95% interval")
+        fig.colorbar(width, ax=right, label="width of the model's 95% interval")
         _scales(estimate, right, 9.0)
         right.set_title("how sure the estimate is: dark where the trials say little", fontsize=10)
         dots = f"{estimate.trials} trials (dots, each in the colour of what it measured)"

@@ -145,7 +145,7 @@ def _draw_estimate(sub: Any, content: ReportContent, surface: Any) -> None:
     bar.set_label(bar_label(info, content.direction) + "\none scale for every heatmap on the page",
                   fontsize=7)  # fmt: skip
     bar.ax.tick_params(labelsize=7)
-    heading = f"{LABEL}: {estimate.method}; white lines: ± of its 95% interval"
+    heading = f"{LABEL}: {estimate.method}; white lines: ± of the model's 95% interval"
     right.set_title("\n".join(textwrap.wrap(heading, 60)), fontsize=7)
     counts = info.counts.to_numpy()
     sparse = (
