@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from hypertune.report.estimate import Estimate
-from hypertune.report.plot import colour_map, pyplot
+from hypertune.report.plot import colour_map, pyplot, scale_axes
+from hypertune.report.surface import Axis
 
 LABEL = "model estimate, not measured"
 
@@ -36,20 +37,12 @@ def plot_estimate(
     ax.scatter(estimate.x.trials, estimate.y.trials, s=fontsize * 2.5, c=estimate.measured,
                cmap=mesh.cmap, norm=mesh.norm, edgecolors="white", linewidths=0.6,
                zorder=3)  # fmt: skip
-    _scales(estimate, ax, fontsize)
+    scale_axes(ax, estimate.x, estimate.y, _label, fontsize)
     return mesh
 
 
-def _scales(estimate: Estimate, ax: Any, fontsize: float) -> None:
-    """The parameters' own values on the axes (log-spaced ones drawn as log10)."""
-    from matplotlib.ticker import FuncFormatter
-
-    for axis, scale, setter in ((ax.xaxis, estimate.x, ax.set_xlabel),
-                                (ax.yaxis, estimate.y, ax.set_ylabel)):  # fmt: skip
-        if scale.log:
-            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{10**v:.2g}"))
-        setter(scale.name + (" (log scale)" if scale.log else ""), fontsize=fontsize)
-    ax.tick_params(axis="both", labelsize=fontsize)
+def _label(scale: Axis) -> str:
+    return scale.name + (" (log scale)" if scale.log else "")
 
 
 def estimate_path(folder: Path, x: str, y: str) -> Path:
@@ -73,7 +66,7 @@ def write_estimate(
         right.scatter(estimate.x.trials, estimate.y.trials, s=11, c="white", edgecolors="black",
                       linewidths=0.4)  # fmt: skip
         fig.colorbar(width, ax=right, label="width of the model's 95% interval")
-        _scales(estimate, right, 9.0)
+        scale_axes(right, estimate.x, estimate.y, _label, 9.0)
         right.set_title("how sure the estimate is: dark where the trials say little", fontsize=10)
         dots = f"{estimate.trials} trials (dots, each in the colour of what it measured)"
         fig.suptitle(f"{estimate.method}, from {dots}", fontsize=10)

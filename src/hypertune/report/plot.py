@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import pandas as pd
 
 from hypertune.report.frame import ALL_TRIALS, ColourScale, HeatmapInfo, colour_scale, describe
 from hypertune.report.labels import CELL_LABEL, fit_cell_labels
-from hypertune.report.surface import Surface
+from hypertune.report.surface import Axis, Surface
 
 BEST_COLOUR = "red"
 
@@ -167,23 +167,35 @@ def plot_surface(
 ) -> Any:
     """Draw a pair's fitted surface (`surface.Surface`) in the heatmaps' colours, with its
     trials as dots, on the parameters' own scales (log10 where log-spaced)."""
-    from matplotlib.ticker import FuncFormatter
-
     vmin, vmax = limits if limits is not None else (None, None)
     ax.pcolormesh(surface.x.grid, surface.y.grid, surface.values, shading="nearest",
                   cmap=colour_map(direction), vmin=vmin, vmax=vmax)  # fmt: skip
     ax.scatter(surface.x.trials, surface.y.trials, s=fontsize * 1.2, c="white",
                edgecolors="black", linewidths=0.4)  # fmt: skip
-    for axis, scale, setter in ((ax.xaxis, surface.x, ax.set_xlabel),
-                                (ax.yaxis, surface.y, ax.set_ylabel)):  # fmt: skip
+
+    def label(scale: Axis) -> str:
+        fitted = "levels" if scale.levels else "quadratic" + (", log scale" if scale.log else "")
+        return f"{scale.name} ({fitted})"
+
+    scale_axes(ax, surface.x, surface.y, label, fontsize)
+    return ax
+
+
+def scale_axes(
+    ax: Any, x: Axis, y: Axis, label: Callable[[Axis], str], fontsize: float = 9.0
+) -> None:
+    """Axes drawn on grids of `x` and `y` show the parameters' own values: their levels, or
+    10**v where an axis is log10; each labelled by `label`."""
+    from matplotlib.ticker import FuncFormatter
+
+    for axis, scale, setter in ((ax.xaxis, x, ax.set_xlabel),
+                                (ax.yaxis, y, ax.set_ylabel)):  # fmt: skip
         if scale.levels:
             axis.set_ticks(scale.grid, labels=list(scale.levels))
         elif scale.log:
             axis.set_major_formatter(FuncFormatter(lambda v, _: f"{10**v:.2g}"))
-        fitted = "levels" if scale.levels else "quadratic" + (", log scale" if scale.log else "")
-        setter(f"{scale.name} ({fitted})", fontsize=fontsize)
+        setter(label(scale), fontsize=fontsize)
     ax.tick_params(axis="both", labelsize=fontsize)
-    return ax
 
 
 def write_heatmap(
