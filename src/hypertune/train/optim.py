@@ -82,12 +82,16 @@ class StackedOptimizer:
         self.steps = int(state["steps"])
         self.state = {k: v.to(self.flat.device).clone() for k, v in state["state"].items()}
 
-    def per_member(self, values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
-        """`values` (one per member) shaped to scale each member's slice of `like`."""
-        key = (tuple(values), like.dim(), like.dtype, like.device)
+    def per_member(
+        self, values: Sequence[float], like: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """`values` (one per member) shaped to scale each member's slice of `like` (in `dtype`,
+        or `like`'s); made once for each set of values, so these must not change step by step."""
+        dtype = like.dtype if dtype is None else dtype
+        key = (tuple(values), like.dim(), dtype, like.device)
         if key not in self._tensors:
             shape = (len(values),) + (1,) * (like.dim() - 1)
-            tensor = torch.tensor(values, dtype=like.dtype, device=like.device)
+            tensor = torch.tensor(values, dtype=dtype, device=like.device)
             self._tensors[key] = tensor.view(shape)
         return self._tensors[key]
 
@@ -100,8 +104,9 @@ class StackedOptimizer:
 
 @register("adam", lambda params, k: torch.optim.Adam(params, lr=k.lr, weight_decay=k.weight_decay))
 def _adam(opt: StackedOptimizer, param: torch.Tensor, grad: torch.Tensor, state: Moments) -> None:
-    """torch's Adam: weight decay added to the gradient."""
-    grad = grad + param * opt.per_member(opt.weight_decay, param)
+    """torch's Adam: weight decay added to the gradient (none where no member decays)."""
+    if any(opt.weight_decay):
+        grad = grad + param * opt.per_member(opt.weight_decay, param)
     _adam_moments(opt, param, grad, state)
 
 
@@ -110,8 +115,9 @@ def _adam(opt: StackedOptimizer, param: torch.Tensor, grad: torch.Tensor, state:
 )
 def _adamw(opt: StackedOptimizer, param: torch.Tensor, grad: torch.Tensor, state: Moments) -> None:
     """torch's AdamW: the weights decay first, apart from the gradient."""
-    decay = [1 - lr * wd for lr, wd in zip(opt.lr, opt.weight_decay, strict=True)]
-    param.mul_(opt.per_member(decay, param))
+    if any(opt.weight_decay):
+        decay = [1 - lr * wd for lr, wd in zip(opt.lr, opt.weight_decay, strict=True)]
+        param.mul_(opt.per_member(decay, param))
     _adam_moments(opt, param, grad, state)
 
 
@@ -122,7 +128,13 @@ def _adamw(opt: StackedOptimizer, param: torch.Tensor, grad: torch.Tensor, state
     ),
 )
 def _sgd(opt: StackedOptimizer, param: torch.Tensor, grad: torch.Tensor, state: Moments) -> None:
-    grad = grad + param * opt.per_member(opt.weight_decay, param)
+    """torch's SGD: weight decay added to the gradient, a momentum buffer where any member has
+    momentum (a member without: its buffer is its gradient)."""
+    if any(opt.weight_decay):
+        grad = grad + param * opt.per_member(opt.weight_decay, param)
+    if not any(opt.momentum):
+        param.add_(opt.per_member([-lr for lr in opt.lr], param) * grad)
+        return
     if "buffer" not in state:
         state["buffer"] = grad.clone()
     else:
@@ -142,6 +154,9 @@ def _adam_moments(
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
     bias_correction1 = 1 - beta1**opt.steps
     bias_correction2_sqrt = (1 - beta2**opt.steps) ** 0.5
-    step_size = opt.per_member([-lr / bias_correction1 for lr in opt.lr], param)
+    # torch's `param.addcdiv_(exp_avg, denom, value=-step_size)`, each member's step size its
+    # own: -lr / bias_correction1 in double, then in the weights' dtype, as torch's scalar is.
+    lr = opt.per_member(opt.lr, param, torch.float64)
+    step_size = (-lr / bias_correction1).to(param.dtype)
     denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(ADAM_EPS)
-    param.add_(step_size * exp_avg / denom)
+    param.addcmul_(exp_avg / denom, step_size)

@@ -69,6 +69,7 @@ class Pack:
         self.masks = PackMasks(
             self.template, models, dropout, seeds, data.input_shape, self._place_mask
         )
+        self.dense = dense.supported(self.template)  # an MLP: batched products, no vmap
         self.shuffle = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self.active = [True] * members
         keys = [trainer_keys(c) for c in configs]
@@ -172,7 +173,7 @@ class Pack:
         """Every member's logits `[members, batch, classes]` for `x` `[members, batch, ...]`."""
         if isinstance(self.template, SequenceClassifier):
             return recurrent.forward(self.template, tensors, x, lengths, self.depth, self.width)
-        if dense.supported(self.template):  # an MLP: batched products, no vmap
+        if self.dense:
             if self.padded:
                 return dense.forward_padded(
                     self.template,  # type: ignore[arg-type]
