@@ -459,13 +459,20 @@ def test_a_padded_member_keeps_its_padding_at_zero() -> None:
     assert bool((grad[~pack.mask] == 0).all()) and bool((grad[pack.mask] == 1).all())
 
 
+# Members that differ in decay and momentum, and members with none (a step that skips them).
+MIXED = ((0.1, 0.0, 0.9), (0.01, 0.01, 0.5), (0.3, 0.1, 0.0))
+PLAIN = ((0.1, 0.0, 0.0), (0.01, 0.0, 0.0), (0.3, 0.0, 0.0))
+
+
+@pytest.mark.parametrize("members", [MIXED, PLAIN], ids=["mixed", "plain"])
 @pytest.mark.parametrize("kind", OPTIMIZERS)
-def test_each_optimizer_has_a_fused_step_equal_to_torchs(kind: str) -> None:
+def test_each_optimizer_has_a_fused_step_equal_to_torchs(
+    kind: str, members: tuple[tuple[float, float, float], ...]
+) -> None:
     generator = torch.Generator().manual_seed(0)
     start = torch.randn(3, 5, generator=generator, dtype=torch.float64)
     keys = [
-        TrainerKeys(optimizer=kind, lr=lr, weight_decay=wd, momentum=m)
-        for lr, wd, m in ((0.1, 0.0, 0.9), (0.01, 0.01, 0.5), (0.3, 0.1, 0.0))
+        TrainerKeys(optimizer=kind, lr=lr, weight_decay=wd, momentum=m) for lr, wd, m in members
     ]
     flat = start.clone()
     fused = StackedOptimizer(flat, keys)
