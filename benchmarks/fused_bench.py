@@ -3,7 +3,11 @@
 Measured side by side in one run, on this machine:
   1. floor:        the same-shape study's 16 trials (benchmarks/same_shape.toml) trained one
                    after another in this process, one torch thread, plain torch (one
-                   `nn.Module` and `torch.optim` per trial, `hypertune.train.fit_module`);
+                   `nn.Module` and `torch.optim` per trial, `hypertune.train.fit_module`),
+                   before the runs below and again after them (the machine's speed moves);
+  1b. Ray alone:   a hand-written Ray Tune script in a fresh process whose `cores` trials only
+                   import torch and report once: what any Ray Tune study of torch trials pays
+                   before and after training (Python's start, imports, Ray's start and stop);
   2. fused:        `python hypertuner.py run same_shape.toml` end to end in a fresh process
                    (imports, Ray's start and stop, the study, the report);
   3. unfused:      the same with `--no-fuse` (every trial its own Ray trial);
@@ -12,7 +16,7 @@ Measured side by side in one run, on this machine:
                    `--no-fuse`, alternating, `--repeats` times each; then the largest
                    difference in accuracy of one configuration between the two.
 
-    ratio = end-to-end seconds / (floor seconds / cores)
+    ratio = end-to-end seconds / (floor seconds / cores), against the faster of the two floors
 
 Usage: python benchmarks/fused_bench.py [--epochs E] [--repeats N] [--skip-same-shape]
 """
@@ -58,6 +62,32 @@ def floor(epochs: int) -> float:
     return time.perf_counter() - start
 
 
+RAY_ALONE = """
+import sys
+from ray import tune
+
+def trial(config):
+    import torch  # as a study's trial process does
+
+    tune.report({"x": float(torch.zeros(1).sum())})
+
+tuner = tune.Tuner(
+    trial,
+    param_space={"i": tune.grid_search(list(range(int(sys.argv[2]))))},
+    run_config=tune.RunConfig(storage_path=sys.argv[1], verbose=0),
+)
+assert not tuner.fit().errors
+"""
+
+
+def ray_alone(workdir: Path, cores: int) -> float:
+    """Seconds for a Ray Tune study of `cores` trials that train nothing, end to end."""
+    command = [sys.executable, "-c", RAY_ALONE, str(workdir / "ray-alone"), str(cores)]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=workdir, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 def cli(tree: Path, study: Path, workdir: Path, *flags: str) -> tuple[float, Path]:
     """`python hypertuner.py run STUDY` from `tree`, end to end, in a fresh process; seconds
     and the study's results.csv."""
@@ -79,14 +109,22 @@ def accuracies(results: Path) -> dict[tuple[str, str], float]:
 
 
 def same_shape(epochs: int, work: Path, cores: int) -> None:
-    floor_s = floor(epochs)
+    before = floor(epochs)
+    alone_s = ray_alone(work, cores)
     fused_s, _ = cli(ROOT, SAME_SHAPE, work, "--epochs", str(epochs))
     unfused_s, _ = cli(ROOT, SAME_SHAPE, work, "--epochs", str(epochs), "--no-fuse")
+    after = floor(epochs)
+    floor_s = min(before, after)
     print(f"same-shape MLP, 16 trials x {epochs} epochs, {cores} cores")
-    print(f"  floor (one after another, plain torch, 1 thread): {floor_s:.1f} s")
-    for label, seconds in (("fused", fused_s), ("unfused (--no-fuse)", unfused_s)):
+    print(f"  floor (plain torch, one trial after another): {before:.1f} s, after: {after:.1f} s")
+    rows = (
+        (f"Ray Tune alone ({cores} trials)", alone_s),
+        ("fused", fused_s),
+        ("unfused (--no-fuse)", unfused_s),
+    )
+    for label, seconds in rows:
         print(
-            f"  {label:22s} end to end {seconds:6.1f} s   ratio {seconds / (floor_s / cores):.2f}"
+            f"  {label:24s} end to end {seconds:6.1f} s   ratio {seconds / (floor_s / cores):.2f}"
         )
 
 
