@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +41,7 @@ from hypertune.search.code import user_architectures
 from hypertune.search.packs import EPOCHS, MEMBERS, PACK_KEY, member_id
 from hypertune.search.recorder import ERROR, seed_of
 from hypertune.search.relay import relay
+from hypertune.search.staging import staging_folder, sweep
 from hypertune.space import SEED_KEY, ParamSpec, decode_config
 from hypertune.train import SECONDS, State, Trained, TrainSettings, fit
 from hypertune.train.costs import Costs, count_weights
@@ -243,6 +243,7 @@ class _Checkpoints:
         self.last = -math.inf  # the first epoch end may keep one
         self.offered: Callable[[], State] | None = None
         self.trained: list[dict[str, Any]] | None = None  # the weights, by place in the pack
+        sweep()  # the folders of trials killed before Tune had their checkpoint
 
     def keeper(self, trials: Sequence[tuple[dict[str, Any], int]], data: DataBundle) -> Trained:
         """The training loop's `trained`: the weights of `trials` (config, seed), by place,
@@ -274,7 +275,7 @@ class _Checkpoints:
         due = state is not None and time.monotonic() - self.last >= spacing
         if not due and trained is None:
             return result, None
-        folder = Path(tempfile.mkdtemp(prefix="hypertune-checkpoint-"))
+        folder = staging_folder()
         if state is not None and due:
             torch.save({"train": state(), **self.extra()}, folder / STATE_FILE)
             self.last = time.monotonic()
