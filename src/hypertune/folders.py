@@ -51,11 +51,12 @@ def clean_stale(folder: Path) -> None:
         kind, _, rest = path.name.removeprefix(f".{folder.name}.").partition("-")
         pid = rest.split("-")[0]
         ours = kind in ("new", "old") and path.is_dir() and not path.is_symlink()
-        if ours and pid.isdigit() and not _alive(int(pid)):
+        if ours and pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (or may: another user's process cannot be probed)."""
     if pid == os.getpid():
         return True
     try:
@@ -64,4 +65,6 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    except OverflowError:  # beyond any process id
+        return False
     return True

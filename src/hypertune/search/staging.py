@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hypertune.folders import alive
+
 PREFIX = "hypertune-checkpoint-"
 STALE_SECONDS = 3600.0  # a live trial holds its folder for seconds; an hour is far beyond that
 
@@ -26,16 +28,15 @@ def staging_folder() -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
 
 
-def sweep(root: Path | None = None, now: float | None = None) -> list[Path]:
+def sweep(root: Path | None = None) -> list[Path]:
     """Remove the checkpoint folders under `root` (the system's temporary directory) left by
     processes that no longer run and older than :data:`STALE_SECONDS`; the folders removed."""
     root = Path(tempfile.gettempdir()) if root is None else root
-    now = time.time() if now is None else now
     removed = []
     for folder in root.glob(f"{PREFIX}*"):
         pid = _owner(folder.name)
         with contextlib.suppress(OSError):  # gone already, or another user's: leave it
-            if pid is None or _alive(pid) or now - folder.stat().st_mtime < STALE_SECONDS:
+            if pid is None or alive(pid) or time.time() - folder.stat().st_mtime < STALE_SECONDS:
                 continue
             shutil.rmtree(folder)
             removed.append(folder)
@@ -44,17 +45,5 @@ def sweep(root: Path | None = None, now: float | None = None) -> list[Path]:
 
 def _owner(name: str) -> int | None:
     """The process id in a folder's name, None where it names none (not one of ours)."""
-    head = name[len(PREFIX) :].split("-", 1)[0]
-    return int(head) if head.isdigit() and "-" in name[len(PREFIX) :] else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    except OverflowError:  # beyond any process id
-        return False
-    return True
+    pid, dash, _ = name.removeprefix(PREFIX).partition("-")
+    return int(pid) if dash and pid.isdigit() else None
