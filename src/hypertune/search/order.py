@@ -21,6 +21,10 @@ ORDER_LIMIT = 1024
 # One training step's fixed cost (Python and dispatch) in parameter-samples of arithmetic; how it
 # was measured is in benchmarks/results.md.
 STEP_COST = 5e6
+# A recurrent layer's fixed cost per time step of a training step, in the same units: its gates'
+# kernels run once a step whatever the layer's width, so below about 64 units depth, not width,
+# sets a GRU's time (benchmarks/results.md).
+LAYER_STEP_COST = 1.3e6
 
 
 def trial_points(config: StudyConfig) -> list[dict[str, Any]]:
@@ -58,24 +62,33 @@ def costliest_first(
 def estimated_cost(values: Mapping[str, Any], config: StudyConfig, data: DataBundle) -> float:
     """Relative cost of training one configuration; only the order of the figures means much.
 
-    Parameters times samples (and time steps), plus a fixed cost per training step; a
-    configuration that cannot be built costs 0 (its trial fails and is recorded as such).
+    Its arithmetic (:func:`cost_terms`) plus the fixed cost of its steps; a configuration that
+    cannot be built costs 0 (its trial fails and is recorded as such).
     """
+    terms = cost_terms(decode_config(values, config.space), data)
+    return sum(terms) if terms else 0.0
+
+
+def cost_terms(values: Mapping[str, Any], data: DataBundle) -> tuple[float, float] | None:
+    """One decoded configuration's training cost per sample, in two parts: its arithmetic
+    (parameters times time steps) and the fixed cost of its steps (:data:`STEP_COST`, and
+    :data:`LAYER_STEP_COST` per recurrent layer and time step, over the batch). None where the
+    model cannot be built."""
     import torch
 
     from hypertune.models import TRAINER_KEYS, count_parameters, create_model
 
-    values = decode_config(values, config.space)
     try:
         with torch.device("meta"):
             model = create_model(values, data.input_shape, data.num_classes)
     except Exception:  # reported by the trial that trains it, not here
-        return 0.0
+        return None
     params = count_parameters(model)
-    recurrent = any(isinstance(m, torch.nn.RNNBase) for m in model.modules())
-    timesteps = data.input_shape[0] if recurrent else 1
-    batch = values.get("batch_size", TRAINER_KEYS["batch_size"])
-    return params * timesteps + STEP_COST / max(1, int(batch))
+    rnns = [m for m in model.modules() if isinstance(m, torch.nn.RNNBase)]
+    timesteps = data.input_shape[0] if rnns else 1
+    layers = sum(m.num_layers * (2 if m.bidirectional else 1) for m in rnns)
+    batch = max(1, int(values.get("batch_size", TRAINER_KEYS["batch_size"])))
+    return params * timesteps, (STEP_COST + LAYER_STEP_COST * layers * timesteps) / batch
 
 
 def _key(point: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:

@@ -11,7 +11,8 @@ in full (measured: packs of one width train the default study's narrow GRUs in 1
 than alone, packs that mix widths take longer than alone). On a CPU a pack also holds what
 keeps one step cheap and the slots busy: at most :data:`CPU_PACK` members and
 :data:`CPU_PACK_PARAMETERS` weights, and no more than one slot's share of the study's work
-(padded weights again) where it can be split without leaving a trial alone (:func:`_balance`);
+(estimated time: padded arithmetic and the steps' fixed cost, as :mod:`.order` counts them)
+where it can be split without leaving a trial alone (:func:`_balance`);
 a GRU or LSTM there trains alone where torch's module is faster (:func:`_recurrent_alone_on_cpu`).
 On a GPU a pack holds as many as fit, up to :data:`GPU_PACK`. The plan depends only on the
 study, its data and the slots it was made for, which study.json records, so a resumed study
@@ -29,6 +30,7 @@ from typing import Any
 from hypertune.config import StudyConfig
 from hypertune.data import DataBundle
 from hypertune.models import resolve_config
+from hypertune.search.order import cost_terms
 from hypertune.searchers import get_searcher
 from hypertune.space import SEED_KEY, decode_config
 from hypertune.train.fused import FUSED_ARCHITECTURES, RECURRENT, pack_key, padding
@@ -58,8 +60,9 @@ def plan(
     A trial that cannot fuse, or a study that asked for `fuse = false`, gets a pack of its own.
     Within a group of one key, the largest trials are packed first, each pack taking the next
     largest while the bounds hold; on a CPU, packs heavier than a slot's share of the work are
-    split (:func:`_balance`). Packs are listed heaviest first on a CPU (so that the slots end
-    together), by their first point on a GPU; members in the points' order.
+    split (:func:`_balance`). Packs are listed by estimated time, the longest first, on a CPU
+    (so that the slots end together), by their first point on a GPU; members in the points'
+    order.
     """
     if not config.fuse or config.trainer != "hypertune":
         return [[dict(p)] for p in points]
@@ -98,20 +101,45 @@ def plan(
                 start = i * share + min(i, extra)
                 packs.append(cluster[start : start + share + (1 if i < extra else 0)])
 
-    def work(pack: Sequence[int]) -> int:
-        template = padding.template_config([models[n] for n in pack]) if pack else {}
-        return sum(weights(padding.computed_config(models[n], template)) for n in pack)
-
     if config.gpus_per_trial > 0:
         packs.sort(key=min)
     else:
+        work = _work_of(values, models, weights, data)
         packs = _balance(packs, work, slots)
         packs.sort(key=lambda pack: (-work(pack), min(pack)))
     return [[dict(points[n]) for n in sorted(pack)] for pack in packs]
 
 
+def _work_of(
+    values: Sequence[Mapping[str, Any]],
+    models: Sequence[Mapping[str, Any]],
+    weights: Callable[[Mapping[str, Any]], int],
+    data: DataBundle,
+) -> Callable[[Sequence[int]], float]:
+    """A pack's estimated training time, from its points' numbers: its members' arithmetic,
+    each padded to the pack's shape, and the fixed cost of one step of its deepest member (a
+    pack steps once for all of them)."""
+    estimates: dict[str, tuple[float, float]] = {}
+
+    def terms(n: int) -> tuple[float, float]:
+        key = repr(sorted(values[n].items()))
+        if key not in estimates:
+            estimates[key] = cost_terms(values[n], data) or (0.0, 0.0)
+        return estimates[key]
+
+    def work(pack: Sequence[int]) -> float:
+        template = padding.template_config([models[n] for n in pack]) if pack else {}
+        padded = (
+            terms(n)[0] * weights(padding.computed_config(models[n], template)) / weights(models[n])
+            for n in pack
+        )
+        return sum(padded) + max((terms(n)[1] for n in pack), default=0.0)
+
+    return work
+
+
 def _balance(
-    packs: Sequence[list[int]], work: Callable[[Sequence[int]], int], slots: int
+    packs: Sequence[list[int]], work: Callable[[Sequence[int]], float], slots: int
 ) -> list[list[int]]:
     """CPU packs that share the study's work out over the slots: a pack heavier than one slot's
     even share would keep its slot busy while the others wait, so it is split in two, its
