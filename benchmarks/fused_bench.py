@@ -12,8 +12,10 @@ Measured side by side in one run, on this machine:
                    (imports, Ray's start and stop, the study, the report);
   3. unfused:      the same with `--no-fuse` (every trial its own Ray trial);
   4. default:      `python hypertuner.py run configs/default.toml` end to end (a GRU grid of
-                   4 widths x 3 depths, which fuses in packs of one width), with and without
-                   `--no-fuse`, alternating, `--repeats` times each; then the largest
+                   4 widths x 3 depths; on a CPU its 8- and 16-unit GRUs fuse, in packs of
+                   one width), with and without
+                   `--no-fuse`, `--repeats` pairs back to back; the pairs' ratios with a
+                   95% interval of their median and a sign test; then the largest
                    difference in accuracy of one configuration between the two.
 
     ratio = end-to-end seconds / (floor seconds / cores), against the faster of the two floors
@@ -26,11 +28,11 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,21 +131,50 @@ def same_shape(epochs: int, work: Path, cores: int) -> None:
 
 
 def default_study(repeats: int, work: Path) -> None:
-    times: dict[str, list[float]] = {"fused": [], "--no-fuse": []}
-    diffs: list[float] = []
-    for _ in range(repeats):
-        fused_s, fused_csv = cli(ROOT, DEFAULT, work)
-        unfused_s, unfused_csv = cli(ROOT, DEFAULT, work, "--no-fuse")
-        times["fused"].append(fused_s)
-        times["--no-fuse"].append(unfused_s)
-        mine, alone = accuracies(fused_csv), accuracies(unfused_csv)
-        diffs.append(max(abs(mine[k] - alone[k]) for k in alone))
-    print(f"default study end to end, {repeats} runs each, alternating:")
-    for label, runs in times.items():
-        listed = ", ".join(f"{t:.1f}" for t in runs)
-        print(f"  {label:22s} median {statistics.median(runs):5.1f} s   ({listed})")
-    fused, unfused = (statistics.median(t) for t in times.values())
-    print(f"  fused / --no-fuse: {fused / unfused:.2f}")
+    """The default study fused and with `--no-fuse`, `repeats` pairs run back to back (which
+    goes first alternates, so a machine speeding up or slowing down favours neither), and the
+    pairs' ratios with a 95% interval of their median: this machine's speed moves between runs
+    by more than the packs save, so only ratios of neighbouring runs compare."""
+    import json
+
+    import numpy as np
+    from scipy import stats
+
+    def timed(*flags: str) -> tuple[float, float, dict[tuple[str, str], float]]:
+        seconds, results = cli(ROOT, DEFAULT, work, *flags)
+        record = json.loads((results.parent / "study.json").read_text())
+        started, ended = (datetime.fromisoformat(record[k]) for k in ("started", "ended"))
+        return seconds, (ended - started).total_seconds(), accuracies(results)
+
+    pairs, diffs = [], []
+    for index in range(repeats):
+        if index % 2 == 0:
+            fused, unfused = timed(), timed("--no-fuse")
+        else:
+            unfused, fused = timed("--no-fuse"), timed()
+        pairs.append((fused[:2], unfused[:2]))
+        diffs.append(max(abs(fused[2][k] - unfused[2][k]) for k in unfused[2]))
+    print(f"default study, {repeats} pairs (fused, --no-fuse) back to back, first one alternating:")
+    for (f_end, f_study), (u_end, u_study) in pairs:
+        print(
+            f"  end to end {f_end:5.1f} / {u_end:5.1f} s = {f_end / u_end:.2f}"
+            f"   study phase (study.json, whole seconds) {f_study:3.0f} / {u_study:3.0f} s"
+        )
+    for label, column in (("end to end", 0), ("study phase", 1)):
+        ratios = np.array([f[column] / u[column] for f, u in pairs])
+        if len(ratios) > 1:
+            low, high = stats.bootstrap(
+                (ratios,), np.median, confidence_level=0.95, random_state=0, method="percentile"
+            ).confidence_interval
+            interval = f", 95% interval of the median {low:.2f}-{high:.2f} (bootstrap)"
+        else:
+            interval = ""
+        faster = int((ratios < 1).sum())
+        sign = stats.binomtest(faster, len(ratios)).pvalue
+        print(
+            f"  {label}: median fused / --no-fuse {np.median(ratios):.2f}{interval};"
+            f" fused faster in {faster} of {len(ratios)} pairs (sign test p = {sign:.3f})"
+        )
     print(f"  largest accuracy difference of one configuration: {max(diffs):.4f}")
 
 
