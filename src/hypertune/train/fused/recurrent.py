@@ -44,6 +44,29 @@ def forward(
         steps = int(lengths.max())  # no step after the batch's longest sequence
         x = x[:, :, :steps]
         valid = torch.arange(steps, device=device) < lengths.to(device).unsqueeze(-1)
+    if rnn.bidirectional:
+        features = _by_layer(rnn, cell, tensors, x, lengths, valid, depth)
+    else:
+        features = _wavefront(cell, tensors, x, valid, depth)
+    features = _norm(model, tensors, features, width)
+    if "head.0.noise" in tensors and model.training:
+        features = features * tensors["head.0.noise"]
+    weight, bias = tensors["head.1.weight"], tensors["head.1.bias"]
+    return torch.baddbmm(bias.unsqueeze(1), features, weight.transpose(1, 2))
+
+
+def _by_layer(
+    rnn: nn.RNNBase,
+    cell: str,
+    tensors: Tensors,
+    x: torch.Tensor,
+    lengths: torch.Tensor | None,
+    valid: torch.Tensor | None,
+    depth: torch.Tensor,
+) -> torch.Tensor:
+    """Each member's features at its own top layer, `[members, batch, width]`, one layer
+    after another (both directions: a reverse step needs the layer below at every step)."""
+    steps, device = x.shape[2], x.device
     reverse = _reverse_index(lengths, steps, device) if rnn.bidirectional else None
     # A layer runs for the members that have it only: no work is spent on depth padding.
     alive = torch.arange(x.shape[0])
@@ -66,12 +89,102 @@ def forward(
         if bool(top.any()):
             tops.append((alive[top], torch.cat(states, dim=-1)[top.to(device)]))
     members = torch.cat([m for m, _ in tops])
-    features = torch.cat([f for _, f in tops])[torch.argsort(members).to(device)]
-    features = _norm(model, tensors, features, width)
-    if "head.0.noise" in tensors and model.training:
-        features = features * tensors["head.0.noise"]
-    weight, bias = tensors["head.1.weight"], tensors["head.1.bias"]
-    return torch.baddbmm(bias.unsqueeze(1), features, weight.transpose(1, 2))
+    return torch.cat([f for _, f in tops])[torch.argsort(members).to(device)]
+
+
+def _wavefront(
+    cell: str, tensors: Tensors, x: torch.Tensor, valid: torch.Tensor | None, depth: torch.Tensor
+) -> torch.Tensor:
+    """Each member's state at its own top layer after its last valid step, `[members, batch,
+    width]`, one direction, every layer at once.
+
+    At step `s` layer `l` takes time step `s - l`, whose input (layer `l - 1`'s state at that
+    time) the step before made: each step is one batched product over every (member, layer)
+    that runs then, steps + layers - 1 of them in a row where layer after layer takes steps x
+    layers. Each cell computes what it does in :func:`_by_layer`, in the same order.
+    """
+    batch, steps = x.shape[1], x.shape[2]
+    order = torch.argsort(-depth, stable=True)  # deepest first: a layer's members are a prefix
+    counts = [int((depth > layer).sum()) for layer in range(int(depth.max()))]
+    layers, rows = len(counts), order.to(x.device)
+    start = [sum(counts[:layer]) for layer in range(layers + 1)]  # a layer's first pair
+    x = x[rows]
+    valid = None if valid is None else valid[rows]
+
+    def stacked(kind: str, first: int) -> torch.Tensor:  # [pairs of layers first.., ...]
+        names = (f"rnn.{kind}_l{layer}" for layer in range(first, layers))
+        return torch.cat(
+            [tensors[name][rows[:n]] for name, n in zip(names, counts[first:], strict=True)]
+        )
+
+    w_ih, b_ih = tensors["rnn.weight_ih_l0"][rows], tensors["rnn.bias_ih_l0"][rows]
+    projected = torch.baddbmm(
+        b_ih.unsqueeze(1), x.reshape(len(rows), batch * steps, -1), w_ih.transpose(1, 2)
+    ).view(len(rows), batch, steps, -1)
+    w_hh, b_hh = stacked("weight_hh", 0).transpose(1, 2), stacked("bias_hh", 0).unsqueeze(1)
+    if layers > 1:
+        w_up, b_up = stacked("weight_ih", 1).transpose(1, 2), stacked("bias_ih", 1).unsqueeze(1)
+    width = w_hh.shape[1]
+    hs = [x.new_zeros(n, batch, width) for n in counts]
+    cs = list(hs)
+    for step in range(steps + layers - 1):
+        low, high = max(0, step - steps + 1), min(layers - 1, step)
+        running = range(low, high + 1)
+        h = _cat([hs[layer] for layer in running])
+        parts = [projected[:, :, step]] if low == 0 else []
+        if high >= 1:  # layers above the first take the state the step before made below
+            first = max(low, 1)
+            below = _cat([hs[layer - 1][: counts[layer]] for layer in range(first, high + 1)])
+            a, b = start[first] - counts[0], start[high + 1] - counts[0]
+            parts.append(torch.baddbmm(b_up[a:b], below, w_up[a:b]))
+        a, b = start[low], start[high + 1]
+        gates_h = torch.baddbmm(b_hh[a:b], h, w_hh[a:b])
+        c = _cat([cs[layer] for layer in running]) if cell == "lstm" else h
+        new_h, new_c = _cell(cell, _cat(parts), gates_h, h, c)
+        if valid is not None:
+            keep = _cat([valid[: counts[layer], :, step - layer] for layer in running])
+            new_h, new_c = _held(cell, keep.unsqueeze(-1), new_h, h, new_c, c)
+        sizes = counts[low : high + 1]
+        for layer, part in zip(running, new_h.split(sizes), strict=True):
+            hs[layer] = part
+        if cell == "lstm":
+            for layer, part in zip(running, new_c.split(sizes), strict=True):
+                cs[layer] = part
+    tops = [hs[layer][counts[layer + 1] if layer + 1 < layers else 0 :] for layer in range(layers)]
+    return torch.cat(tops[::-1])[torch.argsort(rows)]
+
+
+def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+
+
+def _held(
+    cell: str,
+    keep: torch.Tensor,
+    new_h: torch.Tensor,
+    h: torch.Tensor,
+    new_c: torch.Tensor,
+    c: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The new states where `keep` (a valid step), the old ones past a sequence's end."""
+    new_h = torch.where(keep, new_h, h)
+    return new_h, (torch.where(keep, new_c, c) if cell == "lstm" else new_h)
+
+
+def _cell(
+    cell: str, gates_x: torch.Tensor, gates_h: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of torch's GRU or LSTM cell from its two projections: the new state and (an
+    LSTM's) new cell state; a GRU's second is its state again."""
+    width = h.shape[-1]
+    if cell == "gru":  # torch's GRU: n = tanh(x_n + r * h_n), h' = (1 - z) n + z h
+        r, z = torch.sigmoid(gates_x[..., : 2 * width] + gates_h[..., : 2 * width]).chunk(2, -1)
+        n = torch.tanh(torch.addcmul(gates_x[..., 2 * width :], r, gates_h[..., 2 * width :]))
+        new_h = torch.addcmul(n, z, h - n)
+        return new_h, new_h
+    i, f, g, o = (gates_x + gates_h).chunk(4, dim=-1)  # torch's LSTM, gates i, f, g, o
+    new_c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))
+    return torch.sigmoid(o) * torch.tanh(new_c), new_c
 
 
 def _pick(tensor: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor | None:
@@ -104,18 +217,11 @@ def _layer(
     c = x.new_zeros(members, batch, width)
     outputs = []
     for step in range(steps):
-        gates_x = projected[:, :, step]
         gates_h = torch.baddbmm(b_hh.unsqueeze(1), h, w_hh.transpose(1, 2))
-        if cell == "gru":  # torch's GRU: n = tanh(x_n + r * h_n), h' = (1 - z) n + z h
-            r, z = torch.sigmoid(gates_x[..., : 2 * width] + gates_h[..., : 2 * width]).chunk(2, -1)
-            n = torch.tanh(torch.addcmul(gates_x[..., 2 * width :], r, gates_h[..., 2 * width :]))
-            new_h = torch.addcmul(n, z, h - n)
-        else:  # torch's LSTM, gates i, f, g, o
-            i, f, g, o = (gates_x + gates_h).chunk(4, dim=-1)
-            new_c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))
-            new_h = torch.sigmoid(o) * torch.tanh(new_c)
-            c = new_c if valid is None else torch.where(valid[:, :, step, None], new_c, c)
-        h = new_h if valid is None else torch.where(valid[:, :, step, None], new_h, h)
+        new_h, new_c = _cell(cell, projected[:, :, step], gates_h, h, c)
+        if valid is not None:
+            new_h, new_c = _held(cell, valid[:, :, step, None], new_h, h, new_c, c)
+        h, c = new_h, new_c
         outputs.append(h)
     return torch.stack(outputs, dim=2), h
 
