@@ -7,8 +7,7 @@ at the width of the pack's widest member (an MLP's also at the depth of its deep
 holds members whose padded work stays within a bound of each one's own (weights stand for work:
 per example, these models do a few multiply-adds per weight): :data:`PADDING_BOUND` on a GPU,
 which is idle most of a small step, :data:`CPU_PADDING_BOUND` on a CPU, which pays for padding
-in full (measured: packs of one width train the default study's narrow GRUs in 13-29% less time
-than alone, packs that mix widths take longer than alone). On a CPU a pack also holds what
+in full (measured: packs that mix widths take longer than alone). On a CPU a pack also holds what
 keeps one step cheap and the slots busy: at most :data:`CPU_PACK` members and
 :data:`CPU_PACK_PARAMETERS` weights, and no more than one slot's share of the study's work
 (estimated time: padded arithmetic and the steps' fixed cost, as :mod:`.order` counts them)
@@ -43,7 +42,7 @@ CPU_PACK_PARAMETERS = 4_000_000  # weights of one CPU pack, all members together
 GPU_PACK = 64
 GPU_PACK_PARAMETERS = 200_000_000  # with Adam, about 3 GB of float32 state per pack
 # The widest GRU or LSTM that trains in a pack on a CPU (see _recurrent_alone_on_cpu).
-CPU_RNN_PACK_WIDTH = 16
+CPU_RNN_PACK_WIDTH = 32
 MIN_SPLIT = 2  # members of each half of a CPU pack split to share the work (see _balance)
 # A member's padded work over its own, at most (see above).
 PADDING_BOUND = 2.0
@@ -176,8 +175,9 @@ def _recurrent_alone_on_cpu(
 
     Measured on 2 cores: over sequences of varying length (gestures) a pack of three took as
     long as the three alone, a pack of one 4.5 times as long (the module skips each sequence's
-    padding); on the default study, packs of 8 and 16 units trained in 13-29% less time than
-    the same trials alone, packs of 32 and 64 units in 17-35% more."""
+    padding); on the default study (depths 1-3), packs of one width took 0.55-0.65 of the
+    three trials' time alone at 8, 16 and 32 units, 0.85-0.96 at 64 units (within this
+    machine's noise) and 1.25-1.33 at 128."""
     if values.get("architecture") not in RECURRENT or config.gpus_per_trial > 0:
         return None
     if data.lengths_train is not None:
