@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from hypertune.config import from_dict
+from hypertune.config import from_dict, load_config
 from hypertune.data import DataBundle, load_dataset
 from hypertune.errors import ConfigError
 from hypertune.models import TrainerKeys, create_model, resolve_config
@@ -223,6 +223,14 @@ def test_a_plan_shares_the_work_out_over_the_slots() -> None:
     assert [len(p) for p in packs.plan(points, config, data, slots=1)] == [8, 8]
     alone = packs.plan(points, study(study={"fuse": False}), data, slots=2)
     assert [len(p) for p in alone] == [1] * 16
+
+
+def test_trials_of_one_shape_split_once_over_two_slots() -> None:
+    # benchmarks/same_shape.toml: 4 learning rates x 4 seeds of one MLP. A split pack pays its
+    # steps' fixed cost twice, which the share of the work must not count: two packs of 8.
+    config = load_config(ROOT / "benchmarks" / "same_shape.toml")
+    plan = packs.plan(trial_points(config), config, digits(), slots=2)
+    assert [len(p) for p in plan] == [8, 8]
 
 
 def test_a_small_study_still_fuses_when_its_work_is_shared_out() -> None:

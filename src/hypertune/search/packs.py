@@ -10,8 +10,9 @@ which is idle most of a small step, :data:`CPU_PADDING_BOUND` on a CPU, which pa
 in full (measured: packs that mix widths take longer than alone). On a CPU a pack also holds what
 keeps one step cheap and the slots busy: at most :data:`CPU_PACK` members and
 :data:`CPU_PACK_PARAMETERS` weights, and no more than one slot's share of the study's work
-(estimated time: padded arithmetic and the steps' fixed cost, as :mod:`.order` counts them)
-where it can be split without leaving a trial alone (:func:`_balance`);
+(padded weights again) where it can be split without leaving a trial alone (:func:`_balance`);
+packs are handed out by estimated time (padded arithmetic and the fixed cost of their steps,
+as :mod:`.order` counts them), the longest first;
 a GRU or LSTM there trains alone where torch's module is faster (:func:`_recurrent_alone_on_cpu`).
 On a GPU a pack holds as many as fit, up to :data:`GPU_PACK`. The plan depends only on the
 study, its data and the slots it was made for, which study.json records, so a resumed study
@@ -103,13 +104,26 @@ def plan(
     if config.gpus_per_trial > 0:
         packs.sort(key=min)
     else:
-        work = _work_of(values, models, weights, data)
-        packs = _balance(packs, work, slots)
-        packs.sort(key=lambda pack: (-work(pack), min(pack)))
+        packs = _balance(packs, _padded(models, weights), slots)
+        seconds = _time_of(values, models, weights, data)
+        packs.sort(key=lambda pack: (-seconds(pack), min(pack)))
     return [[dict(points[n]) for n in sorted(pack)] for pack in packs]
 
 
-def _work_of(
+def _padded(
+    models: Sequence[Mapping[str, Any]], weights: Callable[[Mapping[str, Any]], int]
+) -> Callable[[Sequence[int]], float]:
+    """A pack's work to share out over the slots: its members' weights, each padded to the
+    pack's shape (no fixed cost per step, which a split would count twice)."""
+
+    def work(pack: Sequence[int]) -> float:
+        template = padding.template_config([models[n] for n in pack]) if pack else {}
+        return sum(weights(padding.computed_config(models[n], template)) for n in pack)
+
+    return work
+
+
+def _time_of(
     values: Sequence[Mapping[str, Any]],
     models: Sequence[Mapping[str, Any]],
     weights: Callable[[Mapping[str, Any]], int],
