@@ -291,8 +291,8 @@ def test_recurrent_members_of_one_width_share_a_pack_whatever_their_depth() -> N
     assert cells == [[(1, 8), (2, 8), (3, 8)], [(1, 64), (2, 64), (3, 64)]]
     # On a CPU a GRU of more than 32 units trains faster alone (torch's module, in C++).
     cpu = packs.plan(trial_points(config), config, data, slots=2)
-    # Listed by estimated time, the longest first: the pack runs its layers of 8 units once a
-    # time step each, longer than the 64-unit GRU of one layer takes alone.
+    # Listed by estimated time, the longest first: the pack steps through three layers of 8
+    # units, longer than the 64-unit GRU of one layer takes alone.
     assert sorted(len(p) for p in cpu) == [1, 1, 1, 3]
     assert [(m["num_layers"], m["hidden_size"]) for m in cpu[-1]] == [(1, 64)]
     assert {m["hidden_size"] for p in cpu if len(p) == 3 for m in p} == {8}

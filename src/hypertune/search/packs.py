@@ -135,7 +135,7 @@ def _time_of(
     estimates: dict[str, tuple[float, float]] = {}
 
     def terms(n: int) -> tuple[float, float]:
-        key = repr(sorted(values[n].items()))
+        key = repr((sorted(models[n].items()), values[n].get("batch_size")))
         if key not in estimates:
             estimates[key] = cost_terms(values[n], data) or (0.0, 0.0)
         return estimates[key]
@@ -143,7 +143,9 @@ def _time_of(
     def work(pack: Sequence[int]) -> float:
         template = padding.template_config([models[n] for n in pack]) if pack else {}
         padded = (
-            terms(n)[0] * weights(padding.computed_config(models[n], template)) / weights(models[n])
+            terms(n)[0]
+            * weights(padding.computed_config(models[n], template))
+            / max(1, weights(models[n]))
             for n in pack
         )
         return sum(padded) + max((terms(n)[1] for n in pack), default=0.0)

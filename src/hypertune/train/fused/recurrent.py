@@ -1,8 +1,10 @@
 """A GRU or LSTM classifier's forward over the stacked, padded weights of a pack.
 
-torch's recurrent kernels take one set of weights; a pack has one per member. Here each layer's
-input projection is one batched product over every step, and each step one batched product of
-the members' hidden states, with the gates of torch's `nn.GRU`/`nn.LSTM` written out. Sequences
+torch's recurrent kernels take one set of weights; a pack has one per member. Here the first
+layer's input projection is one batched product over every step, and each step one batched
+product of the hidden states of every (member, layer) that runs then (:func:`_wavefront`; a
+bidirectional pack goes layer by layer, :func:`_by_layer`), with the gates of torch's
+`nn.GRU`/`nn.LSTM` written out. Sequences
 of varying length keep each one's state from its last valid step on, so the state read at the end
 is the one a packed sequence gives; the reverse direction reads each sequence from its own last
 step back. A member reads its features at its own top layer (:mod:`.padding`).
@@ -101,7 +103,8 @@ def _wavefront(
     At step `s` layer `l` takes time step `s - l`, whose input (layer `l - 1`'s state at that
     time) the step before made: each step is one batched product over every (member, layer)
     that runs then, steps + layers - 1 of them in a row where layer after layer takes steps x
-    layers. Each cell computes what it does in :func:`_by_layer`, in the same order.
+    layers. Each cell computes what it does in :func:`_by_layer` by the same formulas; a layer
+    above the first projects its input step by step, so float sums may round otherwise.
     """
     batch, steps = x.shape[1], x.shape[2]
     order = torch.argsort(-depth, stable=True)  # deepest first: a layer's members are a prefix
