@@ -117,8 +117,7 @@ def _padded(
     pack's shape (no fixed cost per step, which a split would count twice)."""
 
     def work(pack: Sequence[int]) -> float:
-        template = padding.template_config([models[n] for n in pack]) if pack else {}
-        return sum(weights(padding.computed_config(models[n], template)) for n in pack)
+        return sum(_padded_weights(pack, models, weights))
 
     return work
 
@@ -141,16 +140,21 @@ def _time_of(
         return estimates[key]
 
     def work(pack: Sequence[int]) -> float:
-        template = padding.template_config([models[n] for n in pack]) if pack else {}
-        padded = (
-            terms(n)[0]
-            * weights(padding.computed_config(models[n], template))
-            / max(1, weights(models[n]))
-            for n in pack
-        )
-        return sum(padded) + max((terms(n)[1] for n in pack), default=0.0)
+        padded = zip(pack, _padded_weights(pack, models, weights), strict=True)
+        arithmetic = sum(terms(n)[0] * w / max(1, weights(models[n])) for n, w in padded)
+        return arithmetic + max((terms(n)[1] for n in pack), default=0.0)
 
     return work
+
+
+def _padded_weights(
+    pack: Sequence[int],
+    models: Sequence[Mapping[str, Any]],
+    weights: Callable[[Mapping[str, Any]], int],
+) -> list[int]:
+    """Each member's weights as it computes in the pack: padded to the pack's shape."""
+    template = padding.template_config([models[n] for n in pack]) if pack else {}
+    return [weights(padding.computed_config(models[n], template)) for n in pack]
 
 
 def _balance(

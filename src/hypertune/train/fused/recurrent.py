@@ -4,10 +4,10 @@ torch's recurrent kernels take one set of weights; a pack has one per member. He
 layer's input projection is one batched product over every step, and each step one batched
 product of the hidden states of every (member, layer) that runs then (:func:`_wavefront`; a
 bidirectional pack goes layer by layer, :func:`_by_layer`), with the gates of torch's
-`nn.GRU`/`nn.LSTM` written out. Sequences
-of varying length keep each one's state from its last valid step on, so the state read at the end
-is the one a packed sequence gives; the reverse direction reads each sequence from its own last
-step back. A member reads its features at its own top layer (:mod:`.padding`).
+`nn.GRU`/`nn.LSTM` written out. Sequences of varying length keep each one's state from its
+last valid step on, so the state read at the end is the one a packed sequence gives; the
+reverse direction reads each sequence from its own last step back. A member reads its features
+at its own top layer (:mod:`.padding`).
 """
 
 from __future__ import annotations
@@ -66,10 +66,11 @@ def _by_layer(
     valid: torch.Tensor | None,
     depth: torch.Tensor,
 ) -> torch.Tensor:
-    """Each member's features at its own top layer, `[members, batch, width]`, one layer
-    after another (both directions: a reverse step needs the layer below at every step)."""
+    """Each member's features at its own top layer, `[members, batch, width]`, of a
+    bidirectional pack, one layer after another (a reverse step needs the layer below at every
+    step)."""
     steps, device = x.shape[2], x.device
-    reverse = _reverse_index(lengths, steps, device) if rnn.bidirectional else None
+    reverse = _reverse_index(lengths, steps, device)
     # A layer runs for the members that have it only: no work is spent on depth padding.
     alive = torch.arange(x.shape[0])
     tops: list[tuple[torch.Tensor, torch.Tensor]] = []  # (members, their top layer's states)
@@ -79,9 +80,9 @@ def _by_layer(
             alive, x = alive[has], x[has.to(device)]
         mine = None if len(alive) == len(depth) else alive.to(device)
         outputs, states = [], []
-        for suffix in ("", "_reverse") if rnn.bidirectional else ("",):
+        for suffix in ("", "_reverse"):
             names = f"rnn.{{}}_l{layer}{suffix}"
-            order = None if reverse is None or not suffix else _pick(reverse, mine)
+            order = _pick(reverse, mine) if suffix else None
             seq = _gather_steps(x, order)
             out, state = _layer(cell, tensors, names, seq, _pick(valid, mine), mine)
             outputs.append(_gather_steps(out, order))
