@@ -1,5 +1,6 @@
 """A trial continued from a checkpoint ends with exactly the numbers of an uninterrupted run:
-lone trials (GRU with dropout, MLP, CNN), fused packs, every optimizer."""
+lone trials (GRU with dropout, MLP, CNN), fused packs (a GRU's with dropout between its
+layers too), every optimizer."""
 
 from __future__ import annotations
 
@@ -87,6 +88,23 @@ def test_a_fused_pack_continues_bit_for_bit(optimizer: str) -> None:
     assert untimed(rest) == untimed(whole[2:])
     assert not rest[-1][3]  # the diverged member stays ended
     assert last[0] == untimed([whole[-1][0]])[0]
+
+
+def test_a_recurrent_pack_with_dropout_between_layers_continues_bit_for_bit() -> None:
+    from hypertune.data import load_dataset
+
+    data = load_dataset("digits-seq")
+    base = {"architecture": "gru", "dropout": 0.3, "lr": 0.01, "batch_size": 128}
+    shapes = [{"num_layers": 3, "hidden_size": 8}, {"num_layers": 2, "hidden_size": 12}]
+    configs, seeds = [{**base, **shape} for shape in shapes], [3, 4]
+    settings = TrainSettings(epochs=EPOCHS)
+    whole: list[list[dict[str, float] | None]] = []
+    states = saved_states(
+        lambda save: fit_pack(configs, data, settings, seeds, whole.append, save=save)
+    )
+    rest: list[list[dict[str, float] | None]] = []
+    fit_pack(configs, data, settings, seeds, rest.append, resume=states[2])
+    assert untimed(rest) == untimed(whole[2:])
 
 
 def test_a_members_seconds_are_its_share_of_its_packs_time() -> None:

@@ -177,13 +177,16 @@ def test_what_may_differ_within_a_pack_and_what_may_not() -> None:
     sequences = load_dataset("digits-seq")
     gru = {"architecture": "gru", "num_layers": 2}
     assert pack_key(gru, sequences) == pack_key({**gru, "hidden_size": 8}, sequences)
-    # torch's GRU draws dropout between its layers from the global generator: alone.
-    assert pack_key({**gru, "dropout": 0.2}, sequences) is None
+    # A pack draws the dropout between a GRU's layers as torch's module does alone...
+    assert pack_key({**gru, "dropout": 0.2}, sequences) == pack_key(gru, sequences)
     assert pack_key({**gru, "dropout": 0.2, "num_layers": 1}, sequences) is not None
     lengths = torch.full((len(sequences.y_train),), 8)
     with_lengths = dataclasses.replace(sequences, lengths_train=lengths)
     assert pack_key(MLP, with_lengths) is None  # an MLP does not read lengths
     assert pack_key(gru, with_lengths) is not None
+    # ...but not over packed sequences, whose valid steps torch's module drops in its own order.
+    assert pack_key({**gru, "dropout": 0.2}, with_lengths) is None
+    assert pack_key({**gru, "dropout": 0.2, "num_layers": 1}, with_lengths) is not None
 
 
 def study(**extra: Any) -> Any:
@@ -300,6 +303,16 @@ def test_recurrent_members_of_one_width_share_a_pack_whatever_their_depth() -> N
     assert packs.describe([], wide, config, data).endswith(
         "on a CPU a gru of more than 32 units trains faster alone"
     )
+    # Dropout between the layers: fused on a CPU, alone on a GPU (cuDNN draws those masks).
+    dropped = from_dict({**raw, "model": {"architecture": "gru", "dropout": 0.2}})
+    narrow = [p for p in trial_points(dropped) if p["hidden_size"] == 8]
+    assert [len(p) for p in packs.plan(narrow, dropped, data, slots=1)] == [3]
+    on_gpu = dataclasses.replace(dropped, gpus_per_trial=0.5)
+    assert [len(p) for p in packs.plan(narrow, on_gpu, data, slots=1)] == [1, 1, 1]
+    deep = [p for p in narrow if p["num_layers"] > 1]
+    assert packs.describe([], deep, on_gpu, data).endswith(
+        "on a GPU a gru with dropout between its layers trains alone"
+    )
 
 
 def test_trials_with_and_without_dropout_share_their_packs() -> None:
@@ -402,6 +415,13 @@ PADDED = [
         id="mlp-adamw-batchnorm-residual",
     ),
     pytest.param("seq", {"architecture": "gru"}, id="gru"),
+    # Dropout between the layers of the 2- and 3-layer members (0.2 before the 1-layer head).
+    pytest.param("seq", {"architecture": "gru", "dropout": 0.3}, id="gru-dropout"),
+    pytest.param(
+        "seq",
+        {"architecture": "lstm", "bidirectional": True, "dropout": 0.25, "norm": "layernorm"},
+        id="lstm-bidirectional-dropout",
+    ),
     pytest.param("varying", {"architecture": "gru", "norm": "batchnorm"}, id="gru-lengths"),
     pytest.param("varying", {"architecture": "lstm", "norm": "layernorm"}, id="lstm-lengths"),
     pytest.param(

@@ -33,7 +33,13 @@ from hypertune.models import resolve_config
 from hypertune.search.order import cost_terms
 from hypertune.searchers import get_searcher
 from hypertune.space import SEED_KEY, decode_config
-from hypertune.train.fused import FUSED_ARCHITECTURES, RECURRENT, pack_key, padding
+from hypertune.train.fused import (
+    FUSED_ARCHITECTURES,
+    RECURRENT,
+    drops_between_layers,
+    pack_key,
+    padding,
+)
 
 PACK_KEY = "__pack__"  # a fused Ray trial's config: the index of its pack in the plan
 MEMBERS = "members"  # a pack's result: each member's metrics, by its place in the pack
@@ -184,7 +190,15 @@ def _key(values: Mapping[str, Any], config: StudyConfig, data: DataBundle) -> An
         return None
     if key is not None and _recurrent_alone_on_cpu(values, config, data):
         return None
+    if key is not None and config.gpus_per_trial > 0 and _drops_between_layers(values):
+        return None
     return key
+
+
+def _drops_between_layers(values: Mapping[str, Any]) -> bool:
+    """A GRU or LSTM that drops out between its layers: on a GPU torch's module draws those
+    masks in cuDNN, which a pack cannot draw alike, so such a trial trains alone there."""
+    return drops_between_layers(_model(values))
 
 
 def _recurrent_alone_on_cpu(
@@ -302,8 +316,9 @@ def _unfused(values: Mapping[str, Any], config: StudyConfig, data: DataBundle) -
     if architecture not in FUSED_ARCHITECTURES:
         known = ", ".join(FUSED_ARCHITECTURES[:-1]) + f" and {FUSED_ARCHITECTURES[-1]}"
         return f"{architecture} models do not fuse ({known} do)"
-    if architecture in RECURRENT:
-        return f"a {architecture} with dropout between its layers does not fuse"
+    if architecture in RECURRENT and _drops_between_layers(values):
+        where = "on a GPU" if config.gpus_per_trial > 0 else "over sequences of varying length"
+        return f"{where} a {architecture} with dropout between its layers trains alone"
     if data.lengths_train is not None:
         return "sequences of varying length do not fuse"
     return "these models do not fuse"

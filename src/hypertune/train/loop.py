@@ -138,8 +138,8 @@ def fit_module(
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         generator.set_state(resume["shuffle"])
-        if masks is not None:
-            masks.set_state(resume["masks"])
+        if masks is not None and resume.get("masks") is not None:  # None: saved by a version
+            masks.set_state(resume["masks"])  # whose torch module drew these masks itself
         set_random_state(resume["random"])
         best, metrics, done = dict(resume["best"]), dict(resume["metrics"]), resume["epoch"]
         started -= resume["seconds"]

@@ -11,9 +11,18 @@ from hypertune.train.fused.fit import (
     FUSED_ARCHITECTURES,
     MEMBER_KEYS,
     RECURRENT,
+    drops_between_layers,
     fit_pack,
     member_keys,
     pack_key,
 )
 
-__all__ = ["FUSED_ARCHITECTURES", "MEMBER_KEYS", "RECURRENT", "fit_pack", "member_keys", "pack_key"]
+__all__ = [
+    "FUSED_ARCHITECTURES",
+    "MEMBER_KEYS",
+    "RECURRENT",
+    "drops_between_layers",
+    "fit_pack",
+    "member_keys",
+    "pack_key",
+]

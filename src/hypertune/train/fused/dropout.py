@@ -5,6 +5,10 @@ share out among its members. hypertune's own training (`hypertune.train.fit_modu
 fused packs of `hypertune.train.fused`) replaces them with :class:`Noise` layers and draws each
 step's masks here: member by member, layer by layer, from a generator seeded with the trial's
 seed. A trial thus sees the same masks alone and in any pack.
+
+The dropout between the layers of torch's own `nn.GRU`/`nn.LSTM` stays in torch's module, which
+draws it from the global generator; :class:`LayerMasks` draws a pack member's masks as the
+module draws them for the trial alone.
 """
 
 from __future__ import annotations
@@ -146,6 +150,68 @@ class PackMasks:
                     else self.place(name, mask[0], shape)
                 )
         return {name: torch.stack(stack).to(device) for name, stack in stacks.items()}
+
+
+class LayerMasks:
+    """The masks a GRU or LSTM member drops between its layers, as torch's module draws them.
+
+    On a CPU `nn.GRU`/`nn.LSTM` drops a layer's outputs (`[steps, batch, directions x width]`,
+    every layer but the top one) with a mask it draws from torch's global generator at each
+    training step, layer after layer; in a lone trial nothing else draws from that generator
+    once its model is built (the head's dropout and the batch order have generators of their
+    own). Each member here draws from a generator that starts where the global one stood just
+    after its model was built (`states`), so it gets the masks it gets alone.
+    """
+
+    def __init__(
+        self,
+        states: Sequence[torch.Tensor],
+        dropout: Sequence[float],
+        depth: Sequence[int],
+        width: Sequence[int],
+        directions: int,
+    ) -> None:
+        self.dropout, self.depth, self.width = list(dropout), list(depth), list(width)
+        self.directions = directions
+        self.generators = []
+        for state in states:
+            generator = torch.Generator()
+            generator.set_state(state)
+            self.generators.append(generator)
+        self.layers = max(
+            (d - 1 for d, p in zip(self.depth, self.dropout, strict=True) if p > 0), default=0
+        )
+
+    def get_state(self) -> list[torch.Tensor]:
+        return [generator.get_state() for generator in self.generators]
+
+    def set_state(self, states: list[torch.Tensor]) -> None:
+        for generator, state in zip(self.generators, states, strict=True):
+            generator.set_state(state)
+
+    def draw(
+        self, batch: int, steps: int, dtype: torch.dtype, device: torch.device
+    ) -> dict[str, torch.Tensor]:
+        """The masks on each layer's outputs below the top one, `rnn.noise_l<layer>`: `[members,
+        batch, steps, directions x width]` in the pack's width (ones where a member drops
+        nothing there, and on its padding); empty where no member drops between layers."""
+        full = max(self.width)
+        out = {}
+        for layer in range(self.layers):
+            rows = []
+            for k, generator in enumerate(self.generators):
+                row = torch.ones(batch, steps, self.directions * full, dtype=dtype)
+                p, own = self.dropout[k], self.width[k]
+                if p > 0 and self.depth[k] > layer + 1:
+                    shape = (steps, batch, self.directions * own)  # the module's, time first
+                    mask = torch.empty(shape, dtype=dtype).bernoulli_(1 - p, generator=generator)
+                    mask = mask.div_(1 - p).transpose(0, 1)
+                    for side in range(self.directions):  # each direction at its own place
+                        place = row[..., side * full : side * full + own]
+                        place.copy_(mask[..., side * own : (side + 1) * own])
+                rows.append(row)
+            out[f"rnn.noise_l{layer}"] = torch.stack(rows).to(device)
+        return out
 
 
 def _replace_dropout(model: nn.Module, noisy: bool) -> list[str]:

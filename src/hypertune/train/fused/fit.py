@@ -67,14 +67,25 @@ def pack_key(config: Mapping[str, Any], data: DataBundle) -> tuple[Any, ...] | N
         return None
     if data.lengths_train is not None and architecture not in RECURRENT:
         return None  # sequences of varying length: the model would take lengths
-    if architecture in RECURRENT and resolved["dropout"] > 0 and resolved["num_layers"] > 1:
-        return None  # torch's GRU/LSTM draws its dropout between layers from the global stream
+    if drops_between_layers(resolved) and data.lengths_train is not None:
+        # torch's module drops its packed outputs (only the valid steps, sorted by length)
+        return None
     keys = trainer_keys(config)
     if max(keys.lr, keys.weight_decay, keys.momentum) > FLOAT32_MAX:
         return None  # torch's optimizer refuses such a number at its first step: alone, it fails
     free = member_keys(resolved)
     model = tuple(sorted((k, v) for k, v in resolved.items() if k not in free))
     return (*model, ("optimizer", keys.optimizer), ("batch_size", keys.batch_size))
+
+
+def drops_between_layers(resolved: Mapping[str, Any]) -> bool:
+    """A GRU or LSTM whose module drops out between its layers: a pack draws its masks as torch
+    draws them alone, on a CPU (:class:`~hypertune.train.fused.dropout.LayerMasks`)."""
+    return (
+        resolved.get("architecture") in RECURRENT
+        and float(resolved.get("dropout", 0.0)) > 0
+        and int(resolved.get("num_layers", 1)) > 1
+    )
 
 
 def member_keys(resolved: Mapping[str, Any]) -> tuple[str, ...]:

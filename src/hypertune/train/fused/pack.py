@@ -22,7 +22,7 @@ from hypertune.models import create_model, resolve_config
 from hypertune.models.dense import DenseBlock
 from hypertune.models.recurrent import SequenceClassifier
 from hypertune.train.fused import dense, padding, recurrent
-from hypertune.train.fused.dropout import PackMasks
+from hypertune.train.fused.dropout import LayerMasks, PackMasks
 from hypertune.train.optim import StackedOptimizer
 from hypertune.train.settings import State, batch_count, trainer_keys
 
@@ -44,10 +44,11 @@ class Pack:
         resolved = [resolve_config(c) for c in configs]
         self.resolved = resolved
         self.config = padding.template_config(resolved)
-        models = []
+        models, states = [], []
         for config, seed in zip(configs, seeds, strict=True):
             torch.manual_seed(seed)  # the weights a lone trial with this seed starts from
             models.append(create_model(config, data.input_shape, data.num_classes).to(device))
+            states.append(torch.get_rng_state())  # where its GRU's dropout draws on from
         with torch.device("meta"):
             self.template = create_model(self.config, data.input_shape, data.num_classes)
         weights, self.buffers, mask = self._stack(models, resolved, device)
@@ -69,6 +70,7 @@ class Pack:
         self.masks = PackMasks(
             self.template, models, dropout, seeds, data.input_shape, self._place_mask
         )
+        self.layer_masks = self._layer_masks(resolved, states, device)
         self.dense = dense.supported(self.template)  # an MLP: batched products, no vmap
         self.shuffle = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self.active = [True] * members
@@ -126,6 +128,28 @@ class Pack:
         ]
         return torch.stack(rows)
 
+    def _layer_masks(
+        self, resolved: Sequence[Mapping[str, Any]], states: Sequence[torch.Tensor], device: Any
+    ) -> LayerMasks | None:
+        """The dropout between a GRU's or LSTM's layers, where a member has any."""
+        if not isinstance(self.template, SequenceClassifier):
+            return None
+        masks = LayerMasks(
+            states,
+            [float(r["dropout"]) for r in resolved],
+            [int(r["num_layers"]) for r in resolved],
+            [int(r["hidden_size"]) for r in resolved],
+            self.template.directions,
+        )
+        if not masks.layers:
+            return None
+        if torch.device(device).type != "cpu":
+            raise ValueError(
+                "fit_pack: a GRU or LSTM with dropout between its layers fuses on a CPU only "
+                "(on a GPU torch's module draws those masks in cuDNN)"
+            )
+        return masks
+
     def _place_mask(self, name: str, mask: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         return padding.embed(mask, shape, padding.parts(self.config, name, mask.dim()), fill=1.0)
 
@@ -136,6 +160,7 @@ class Pack:
             "buffers": self.buffers,
             "shuffle": [g.get_state() for g in self.shuffle],
             "masks": self.masks.get_state(),
+            "layer_masks": [] if self.layer_masks is None else self.layer_masks.get_state(),
             "optimizer": self.optimizer.get_state(),
             "active": list(self.active),
         }
@@ -150,6 +175,8 @@ class Pack:
         for generator, saved in zip(self.shuffle, state["shuffle"], strict=True):
             generator.set_state(saved)
         self.masks.set_state(state["masks"])
+        if self.layer_masks is not None:
+            self.layer_masks.set_state(state["layer_masks"])
         self.optimizer.set_state(state["optimizer"])
         self.active = list(state["active"])
 
@@ -214,6 +241,8 @@ class Pack:
             x, y = self.data.x_train[idx], self.data.y_train[idx]
             lengths = None if lengths_all is None else lengths_all[idx]
             noise = self.masks.draw(idx.shape[1], x.dtype, x.device)
+            if self.layer_masks is not None:
+                noise.update(self.layer_masks.draw(idx.shape[1], x.shape[2], x.dtype, x.device))
             logits = self.forward({**self.weights, **self.buffers, **noise}, x, lengths)
             losses = member_losses(logits, y)
             for weight in self.weights.values():

@@ -7,7 +7,9 @@ bidirectional pack goes layer by layer, :func:`_by_layer`), with the gates of to
 `nn.GRU`/`nn.LSTM` written out. Sequences of varying length keep each one's state from its
 last valid step on, so the state read at the end is the one a packed sequence gives; the
 reverse direction reads each sequence from its own last step back. A member reads its features
-at its own top layer (:mod:`.padding`).
+at its own top layer (:mod:`.padding`). While training, a layer's outputs reach the layer above
+through the member's dropout masks where it has any (`rnn.noise_l<layer>`, drawn as torch's module
+draws them: :class:`~hypertune.train.fused.dropout.LayerMasks`).
 """
 
 from __future__ import annotations
@@ -46,10 +48,12 @@ def forward(
         steps = int(lengths.max())  # no step after the batch's longest sequence
         x = x[:, :, :steps]
         valid = torch.arange(steps, device=device) < lengths.to(device).unsqueeze(-1)
+    names = (f"rnn.noise_l{layer}" for layer in range(rnn.num_layers - 1))
+    drops = [tensors.get(name) for name in names] if model.training else []
     if rnn.bidirectional:
-        features = _by_layer(rnn, cell, tensors, x, lengths, valid, depth)
+        features = _by_layer(rnn, cell, tensors, x, lengths, valid, depth, drops)
     else:
-        features = _wavefront(cell, tensors, x, valid, depth)
+        features = _wavefront(cell, tensors, x, valid, depth, drops)
     features = _norm(model, tensors, features, width)
     if "head.0.noise" in tensors and model.training:
         features = features * tensors["head.0.noise"]
@@ -65,6 +69,7 @@ def _by_layer(
     lengths: torch.Tensor | None,
     valid: torch.Tensor | None,
     depth: torch.Tensor,
+    drops: list[torch.Tensor | None],
 ) -> torch.Tensor:
     """Each member's features at its own top layer, `[members, batch, width]`, of a
     bidirectional pack, one layer after another (a reverse step needs the layer below at every
@@ -88,6 +93,9 @@ def _by_layer(
             outputs.append(_gather_steps(out, order))
             states.append(state)
         x = torch.cat(outputs, dim=-1)
+        drop = drops[layer] if layer < len(drops) else None
+        if drop is not None:  # what the layer above reads, each member's mask on it
+            x = x * (drop if mine is None else drop[mine])
         top = depth[alive] == layer + 1
         if bool(top.any()):
             tops.append((alive[top], torch.cat(states, dim=-1)[top.to(device)]))
@@ -96,7 +104,12 @@ def _by_layer(
 
 
 def _wavefront(
-    cell: str, tensors: Tensors, x: torch.Tensor, valid: torch.Tensor | None, depth: torch.Tensor
+    cell: str,
+    tensors: Tensors,
+    x: torch.Tensor,
+    valid: torch.Tensor | None,
+    depth: torch.Tensor,
+    drops: list[torch.Tensor | None],
 ) -> torch.Tensor:
     """Each member's state at its own top layer after its last valid step, `[members, batch,
     width]`, one direction, every layer at once.
@@ -114,6 +127,7 @@ def _wavefront(
     start = [sum(counts[:layer]) for layer in range(layers + 1)]  # a layer's first pair
     x = x[rows]
     valid = None if valid is None else valid[rows]
+    drops = [None if drop is None else drop[rows] for drop in drops]
 
     def stacked(kind: str, first: int) -> torch.Tensor:  # [pairs of layers first.., ...]
         names = (f"rnn.{kind}_l{layer}" for layer in range(first, layers))
@@ -138,7 +152,12 @@ def _wavefront(
         parts = [projected[:, :, step]] if low == 0 else []
         if high >= 1:  # layers above the first take the state the step before made below
             first = max(low, 1)
-            below = _cat([hs[layer - 1][: counts[layer]] for layer in range(first, high + 1)])
+            below = _cat(
+                [
+                    _dropped(hs[layer - 1][: counts[layer]], drops, layer - 1, step - layer)
+                    for layer in range(first, high + 1)
+                ]
+            )
             a, b = start[first] - counts[0], start[high + 1] - counts[0]
             parts.append(torch.baddbmm(b_up[a:b], below, w_up[a:b]))
         a, b = start[low], start[high + 1]
@@ -156,6 +175,15 @@ def _wavefront(
                 cs[layer] = part
     tops = [hs[layer][counts[layer + 1] if layer + 1 < layers else 0 :] for layer in range(layers)]
     return torch.cat(tops[::-1])[torch.argsort(rows)]
+
+
+def _dropped(
+    h: torch.Tensor, drops: list[torch.Tensor | None], layer: int, time: int
+) -> torch.Tensor:
+    """`h`, the states of `layer` at time step `time` of the first members (deepest first), as
+    the layer above reads them: with each member's dropout mask, where it has one."""
+    drop = drops[layer] if layer < len(drops) else None
+    return h if drop is None else h * drop[: h.shape[0], :, time]
 
 
 def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
