@@ -16,11 +16,14 @@ Measured side by side in one run, on this machine:
                    one width), with and without
                    `--no-fuse`, `--repeats` pairs back to back; the pairs' ratios with a
                    95% interval of their median and a sign test; then the largest
-                   difference in accuracy of one configuration between the two.
+                   difference in accuracy of one configuration between the two;
+                   `--dropout P` runs it with `--param dropout=P` (dropout between the
+                   GRUs' layers and before the head).
 
     ratio = end-to-end seconds / (floor seconds / cores), against the faster of the two floors
 
 Usage: python benchmarks/fused_bench.py [--epochs E] [--repeats N] [--skip-same-shape]
+       [--dropout P]
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ def same_shape(epochs: int, work: Path, cores: int) -> None:
         )
 
 
-def default_study(repeats: int, work: Path) -> None:
+def default_study(repeats: int, work: Path, dropout: float | None = None) -> None:
     """The default study fused and with `--no-fuse`, `repeats` pairs run back to back (which
     goes first alternates, so a machine speeding up or slowing down favours neither), and the
     pairs' ratios with a 95% interval of their median: this machine's speed moves between runs
@@ -140,8 +143,10 @@ def default_study(repeats: int, work: Path) -> None:
     import numpy as np
     from scipy import stats
 
+    fixed = () if dropout is None else ("--param", f"dropout={dropout}")
+
     def timed(*flags: str) -> tuple[float, float, dict[tuple[str, str], float]]:
-        seconds, results = cli(ROOT, DEFAULT, work, *flags)
+        seconds, results = cli(ROOT, DEFAULT, work, *fixed, *flags)
         record = json.loads((results.parent / "study.json").read_text())
         started, ended = (datetime.fromisoformat(record[k]) for k in ("started", "ended"))
         return seconds, (ended - started).total_seconds(), accuracies(results)
@@ -154,7 +159,11 @@ def default_study(repeats: int, work: Path) -> None:
             unfused, fused = timed("--no-fuse"), timed()
         pairs.append((fused[:2], unfused[:2]))
         diffs.append(max(abs(fused[2][k] - unfused[2][k]) for k in unfused[2]))
-    print(f"default study, {repeats} pairs (fused, --no-fuse) back to back, first one alternating:")
+    what = "" if dropout is None else f" with dropout {dropout}"
+    print(
+        f"default study{what}, {repeats} pairs (fused, --no-fuse) back to back, first one"
+        " alternating:"
+    )
     for (f_end, f_study), (u_end, u_study) in pairs:
         print(
             f"  end to end {f_end:5.1f} / {u_end:5.1f} s = {f_end / u_end:.2f}"
@@ -183,13 +192,14 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-same-shape", action="store_true")
+    parser.add_argument("--dropout", type=float, default=None)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if not args.skip_same_shape:
             same_shape(args.epochs, work, cores)
-        default_study(args.repeats, work)
+        default_study(args.repeats, work, args.dropout)
     return 0
 
 
