@@ -316,9 +316,8 @@ def _unfused(values: Mapping[str, Any], config: StudyConfig, data: DataBundle) -
     if architecture not in FUSED_ARCHITECTURES:
         known = ", ".join(FUSED_ARCHITECTURES[:-1]) + f" and {FUSED_ARCHITECTURES[-1]}"
         return f"{architecture} models do not fuse ({known} do)"
-    if architecture in RECURRENT and _drops_between_layers(values):
-        where = "on a GPU" if config.gpus_per_trial > 0 else "over sequences of varying length"
-        return f"{where} a {architecture} with dropout between its layers trains alone"
+    if architecture in RECURRENT and config.gpus_per_trial > 0 and _drops_between_layers(values):
+        return f"on a GPU a {architecture} with dropout between its layers trains alone"
     if data.lengths_train is not None:
         return "sequences of varying length do not fuse"
     return "these models do not fuse"

@@ -61,7 +61,8 @@ def fit(
     further epochs cannot recover, and the store marks such a trial NAN.
 
     A model that fuses (:func:`hypertune.train.fused.pack_key`) draws its dropout masks from its
-    own generator (:mod:`.fused.dropout`), as a member of a fused pack does; in a fused study
+    own generator (:mod:`.fused.dropout`), as a member of a fused pack does (the dropout between
+    a GRU's or LSTM's layers stays torch's, which a pack draws alike); in a fused study
     (`settings.fused`) it trains as a pack of one (:func:`fit_member`), but for a GRU or LSTM.
 
     `save` is offered the loop's whole state after every epoch but the last; training resumed
@@ -125,7 +126,10 @@ def fit_module(
     data = data.to(device)  # once per trial, not per batch
     model = create_model(config, data.input_shape, data.num_classes).to(device)
     masks = None
-    if pack_key(config, data) is not None:  # dropout masks as a fused member draws them
+    # A checkpoint saved without masks (an earlier version's, which left a deep GRU's dropout
+    # to torch) goes on as it began: every mask from the global generator.
+    older = resume is not None and resume.get("masks") is None
+    if pack_key(config, data) is not None and not older:  # masks as a fused member draws them
         dropout = float(resolve_config(config).get("dropout", 0.0))
         masks = DropoutMasks(model, [dropout], [seed], data.input_shape)
     optimizer = make_optimizer(model, keys)
@@ -138,8 +142,8 @@ def fit_module(
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         generator.set_state(resume["shuffle"])
-        if masks is not None and resume.get("masks") is not None:  # None: saved by a version
-            masks.set_state(resume["masks"])  # whose torch module drew these masks itself
+        if masks is not None:
+            masks.set_state(resume["masks"])
         set_random_state(resume["random"])
         best, metrics, done = dict(resume["best"]), dict(resume["metrics"]), resume["epoch"]
         started -= resume["seconds"]
