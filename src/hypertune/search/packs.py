@@ -190,15 +190,15 @@ def _key(values: Mapping[str, Any], config: StudyConfig, data: DataBundle) -> An
         return None
     if key is not None and _recurrent_alone_on_cpu(values, config, data):
         return None
-    if key is not None and config.gpus_per_trial > 0 and _drops_between_layers(values):
+    if key is not None and _dropout_alone_on_gpu(values, config):
         return None
     return key
 
 
-def _drops_between_layers(values: Mapping[str, Any]) -> bool:
-    """A GRU or LSTM that drops out between its layers: on a GPU torch's module draws those
-    masks in cuDNN, which a pack cannot draw alike, so such a trial trains alone there."""
-    return drops_between_layers(_model(values))
+def _dropout_alone_on_gpu(values: Mapping[str, Any], config: StudyConfig) -> bool:
+    """A GRU or LSTM that drops out between its layers, on a GPU: there torch's module draws
+    those masks in cuDNN, which a pack cannot draw alike, so such a trial trains alone."""
+    return config.gpus_per_trial > 0 and drops_between_layers(_model(values))
 
 
 def _recurrent_alone_on_cpu(
@@ -316,7 +316,7 @@ def _unfused(values: Mapping[str, Any], config: StudyConfig, data: DataBundle) -
     if architecture not in FUSED_ARCHITECTURES:
         known = ", ".join(FUSED_ARCHITECTURES[:-1]) + f" and {FUSED_ARCHITECTURES[-1]}"
         return f"{architecture} models do not fuse ({known} do)"
-    if architecture in RECURRENT and config.gpus_per_trial > 0 and _drops_between_layers(values):
+    if _dropout_alone_on_gpu(values, config):
         return f"on a GPU a {architecture} with dropout between its layers trains alone"
     if data.lengths_train is not None:
         return "sequences of varying length do not fuse"
